@@ -1,0 +1,721 @@
+//! Typed settings, loaded in layers: the built-in defaults (`config/default.toml`, compiled in),
+//! an optional TOML file, then `FCW_<SECTION>__<KEY>` environment variables.
+//!
+//! Everything is validated here, before any I/O elsewhere, and every problem names the key path,
+//! the offending value and where the value came from, because a typo in a daemon's config must
+//! stop it at start-up rather than be silently ignored. Secrets are wrapped in [`Secret`], which
+//! neither `Debug` nor `Serialize` can reveal.
+
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// Prefix of the environment variables that override configuration keys.
+pub const ENV_PREFIX: &str = "FCW_";
+/// Environment variable naming the config file (also `-c/--config`); not itself a key.
+pub const CONFIG_PATH_ENV: &str = "FCW_CONFIG";
+/// The documented defaults, which are also the real ones: the file is compiled in.
+pub const DEFAULTS_TOML: &str = include_str!("../config/default.toml");
+
+/// The whole configuration.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    pub redis: RedisSettings,
+    pub log: LogSettings,
+    pub jobs: JobsSettings,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedisSettings {
+    pub url: RedisUrl,
+    /// Resolved at load time from `password_file` when that is set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<Secret>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_file: Option<PathBuf>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<PathBuf>,
+    pub connect_timeout: HumanDuration,
+    pub response_timeout: HumanDuration,
+    pub cluster_nodes: Vec<RedisUrl>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSettings {
+    pub format: LogFormat,
+    pub level: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Json,
+    Pretty,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobsSettings {
+    pub stock: JobSettings,
+    pub options: JobSettings,
+    pub earnings: JobSettings,
+    pub integrity: JobSettings,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobSettings {
+    pub enabled: bool,
+    pub schedule: Schedule,
+    pub timeout: HumanDuration,
+}
+
+/// A configuration problem, always naming what to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {}: {source}", path.display())]
+    ReadFile {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}: {message}", path.display())]
+    Syntax { path: PathBuf, message: String },
+    #[error("{key}: {message}{origin}")]
+    Invalid {
+        key: String,
+        message: String,
+        origin: Origin,
+    },
+}
+
+/// Where a value came from, so an error can point at the line an operator must change.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Origin {
+    #[default]
+    Default,
+    File(PathBuf),
+    Env(String),
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Origin::Default => Ok(()),
+            Origin::File(path) => write!(f, " (in {})", path.display()),
+            Origin::Env(var) => write!(f, " (from environment variable {var})"),
+        }
+    }
+}
+
+/// Loads the configuration from the process environment and an optional file.
+pub fn load(path: Option<&Path>) -> Result<Settings, ConfigError> {
+    load_from(path, std::env::vars_os())
+}
+
+/// Loads the configuration from an explicit environment (tests pass their own).
+pub fn load_from(
+    path: Option<&Path>,
+    env: impl IntoIterator<Item = (OsString, OsString)>,
+) -> Result<Settings, ConfigError> {
+    let mut layers = Layers::defaults();
+    if let Some(path) = path {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::ReadFile {
+            path: path.to_owned(),
+            source,
+        })?;
+        let table: toml::Table = toml::from_str(&text).map_err(|e| ConfigError::Syntax {
+            path: path.to_owned(),
+            message: e.to_string(),
+        })?;
+        layers.merge_file(table, path);
+    }
+    let mut env: Vec<_> = env.into_iter().collect();
+    env.sort();
+    for (name, value) in env {
+        layers.apply_env(&name, &value)?;
+    }
+    layers.into_settings()
+}
+
+impl Settings {
+    /// The effective configuration as TOML, every secret shown as `***`.
+    pub fn to_redacted_toml(&self) -> String {
+        // Serializing plain data (strings, numbers, tables) into TOML cannot fail.
+        toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot render: {e}\n"))
+    }
+
+    /// The defaults alone, as the program runs with no file and no environment.
+    pub fn defaults() -> Result<Settings, ConfigError> {
+        Layers::defaults().into_settings()
+    }
+}
+
+/// The merged TOML tree plus the origin of every value set above the defaults.
+struct Layers {
+    tree: toml::Table,
+    origins: BTreeMap<String, Origin>,
+}
+
+impl Layers {
+    fn defaults() -> Self {
+        // A syntax error in the compiled-in defaults is a build defect that every test catches.
+        let tree = toml::from_str(DEFAULTS_TOML).expect("config/default.toml is valid TOML");
+        Layers {
+            tree,
+            origins: BTreeMap::new(),
+        }
+    }
+
+    fn merge_file(&mut self, file: toml::Table, path: &Path) {
+        merge_table(
+            &mut self.tree,
+            file,
+            "",
+            &Origin::File(path.to_owned()),
+            &mut self.origins,
+        );
+    }
+
+    fn apply_env(&mut self, name: &OsString, value: &OsString) -> Result<(), ConfigError> {
+        let Some(name) = name.to_str() else {
+            return Ok(()); // not ours: our variables are ASCII
+        };
+        let Some(rest) = name.strip_prefix(ENV_PREFIX) else {
+            return Ok(());
+        };
+        if name == CONFIG_PATH_ENV {
+            return Ok(());
+        }
+        let origin = Origin::Env(name.to_owned());
+        let segments: Vec<String> = rest.split("__").map(str::to_ascii_lowercase).collect();
+        let key = segments.join(".");
+        let invalid = |message: String| ConfigError::Invalid {
+            key: key.clone(),
+            message,
+            origin: origin.clone(),
+        };
+        if segments.iter().any(String::is_empty) {
+            return Err(invalid("malformed variable name".into()));
+        }
+        let Some(value) = value.to_str() else {
+            return Err(invalid("value is not valid UTF-8".into()));
+        };
+        let (leaf, parents) = segments.split_last().expect("split yields one segment");
+        let mut table = &mut self.tree;
+        for (i, segment) in parents.iter().enumerate() {
+            let entry = table
+                .entry(segment.clone())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            table = match entry {
+                toml::Value::Table(t) => t,
+                _ => {
+                    return Err(invalid(format!(
+                        "`{}` is not a section",
+                        segments[..=i].join(".")
+                    )));
+                }
+            };
+        }
+        let typed = coerce_env(value, table.get(leaf)).map_err(invalid)?;
+        table.insert(leaf.clone(), typed);
+        self.origins.insert(key, origin);
+        Ok(())
+    }
+
+    fn into_settings(self) -> Result<Settings, ConfigError> {
+        let Layers { tree, origins } = self;
+        let origin_of = |key: &str| -> Origin {
+            let mut key = key;
+            loop {
+                if let Some(origin) = origins.get(key) {
+                    return origin.clone();
+                }
+                match key.rfind('.') {
+                    Some(dot) => key = &key[..dot],
+                    None => return Origin::Default,
+                }
+            }
+        };
+        let mut settings: Settings = serde_path_to_error::deserialize(tree).map_err(|e| {
+            let key = e.path().to_string();
+            ConfigError::Invalid {
+                origin: origin_of(&key),
+                message: e.into_inner().message().to_owned(),
+                key,
+            }
+        })?;
+        settings.resolve_secrets().map_err(|(key, message)| {
+            let origin = origin_of(&key);
+            ConfigError::Invalid {
+                key,
+                message,
+                origin,
+            }
+        })?;
+        settings.validate().map_err(|(key, message)| {
+            let origin = origin_of(&key);
+            ConfigError::Invalid {
+                key,
+                message,
+                origin,
+            }
+        })?;
+        Ok(settings)
+    }
+}
+
+/// Tables merge key by key; anything else (including arrays) is replaced whole.
+fn merge_table(
+    base: &mut toml::Table,
+    over: toml::Table,
+    prefix: &str,
+    origin: &Origin,
+    origins: &mut BTreeMap<String, Origin>,
+) {
+    for (k, v) in over {
+        let path = if prefix.is_empty() {
+            k.clone()
+        } else {
+            format!("{prefix}.{k}")
+        };
+        match (base.get_mut(&k), v) {
+            (Some(toml::Value::Table(b)), toml::Value::Table(o)) => {
+                merge_table(b, o, &path, origin, origins)
+            }
+            (_, v) => {
+                origins.insert(path, origin.clone());
+                base.insert(k, v);
+            }
+        }
+    }
+}
+
+/// Environment values are strings; give them the type of the value they replace, so
+/// `FCW_JOBS__STOCK__ENABLED=false` is a boolean while a numeric-looking password stays a string.
+fn coerce_env(raw: &str, current: Option<&toml::Value>) -> Result<toml::Value, String> {
+    use toml::Value;
+    let expected = |what: &str| format!("expected {what}, got {raw:?}");
+    Ok(match current {
+        None | Some(Value::String(_)) => Value::String(raw.to_owned()),
+        Some(Value::Integer(_)) => {
+            Value::Integer(raw.trim().parse().map_err(|_| expected("an integer"))?)
+        }
+        Some(Value::Float(_)) => {
+            Value::Float(raw.trim().parse().map_err(|_| expected("a number"))?)
+        }
+        Some(Value::Boolean(_)) => {
+            Value::Boolean(raw.trim().parse().map_err(|_| expected("true or false"))?)
+        }
+        Some(Value::Array(_)) => {
+            let trimmed = raw.trim();
+            if trimmed.starts_with('[') {
+                let table: toml::Table = toml::from_str(&format!("v = {trimmed}"))
+                    .map_err(|_| expected("a TOML array"))?;
+                table
+                    .get("v")
+                    .cloned()
+                    .ok_or_else(|| expected("a TOML array"))?
+            } else {
+                Value::Array(
+                    trimmed
+                        .split(',')
+                        .map(str::trim)
+                        .filter(|s| !s.is_empty())
+                        .map(|s| Value::String(s.to_owned()))
+                        .collect(),
+                )
+            }
+        }
+        Some(Value::Table(_)) => return Err("is a section; set its keys instead".into()),
+        Some(Value::Datetime(_)) => Value::String(raw.to_owned()),
+    })
+}
+
+type KeyProblem = (String, String);
+
+impl Settings {
+    fn resolve_secrets(&mut self) -> Result<(), KeyProblem> {
+        let redis = &mut self.redis;
+        if let Some(path) = &redis.password_file {
+            if redis.password.is_some() {
+                return Err((
+                    "redis.password_file".into(),
+                    "both redis.password and redis.password_file are set; keep one".into(),
+                ));
+            }
+            redis.password =
+                Some(read_secret_file(path).map_err(|m| ("redis.password_file".into(), m))?);
+        }
+        Ok(())
+    }
+
+    fn validate(&self) -> Result<(), KeyProblem> {
+        let r = &self.redis;
+        positive(&r.connect_timeout, "redis.connect_timeout")?;
+        positive(&r.response_timeout, "redis.response_timeout")?;
+        if let Some(ca) = &r.ca_file {
+            if !r.url.is_tls() {
+                return Err((
+                    "redis.ca_file".into(),
+                    format!("set, but redis.url {} does not use rediss://", r.url),
+                ));
+            }
+            std::fs::metadata(ca)
+                .map_err(|e| ("redis.ca_file".into(), format!("{}: {e}", ca.display())))?;
+        }
+        if !r.cluster_nodes.is_empty() {
+            return Err((
+                "redis.cluster_nodes".into(),
+                "Redis Cluster is not available in this version; use redis.url".into(),
+            ));
+        }
+        tracing_subscriber::EnvFilter::try_new(&self.log.level).map_err(|e| {
+            (
+                "log.level".into(),
+                format!("invalid filter {:?}: {e}", self.log.level),
+            )
+        })?;
+        for (name, job) in self.jobs.iter() {
+            positive(&job.timeout, &format!("jobs.{name}.timeout"))?;
+        }
+        Ok(())
+    }
+}
+
+impl JobsSettings {
+    /// Every job's settings with its name, in a fixed order.
+    pub fn iter(&self) -> impl Iterator<Item = (&'static str, &JobSettings)> {
+        [
+            ("stock", &self.stock),
+            ("options", &self.options),
+            ("earnings", &self.earnings),
+            ("integrity", &self.integrity),
+        ]
+        .into_iter()
+    }
+}
+
+fn positive(d: &HumanDuration, key: &str) -> Result<(), KeyProblem> {
+    if d.get().is_zero() {
+        return Err((key.into(), "must be greater than zero".into()));
+    }
+    Ok(())
+}
+
+/// Reads a secret from a file such as a systemd credential or a Kubernetes Secret mount.
+/// One trailing newline (what `echo` and most editors add) is not part of the secret.
+fn read_secret_file(path: &Path) -> Result<Secret, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let value = text.strip_suffix('\n').unwrap_or(&text);
+    let value = value.strip_suffix('\r').unwrap_or(value);
+    if value.is_empty() {
+        return Err(format!("{} is empty", path.display()));
+    }
+    Ok(Secret::new(value))
+}
+
+/// A secret string (password, API key): `Debug` and `Serialize` show `***`, never the value.
+#[derive(Clone)]
+pub struct Secret(SecretString);
+
+impl Secret {
+    pub fn new(value: &str) -> Self {
+        Secret(SecretString::from(value))
+    }
+
+    /// The secret itself, for the one place that must send it.
+    pub fn expose(&self) -> &str {
+        self.0.expose_secret()
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+impl Serialize for Secret {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str("***")
+    }
+}
+
+impl<'de> Deserialize<'de> for Secret {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let value = String::deserialize(d)?;
+        if value.is_empty() {
+            return Err(serde::de::Error::custom("must not be empty"));
+        }
+        Ok(Secret::new(&value))
+    }
+}
+
+/// A Redis URL (`redis://` or `rediss://`) whose password is never displayed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct RedisUrl(url::Url);
+
+impl RedisUrl {
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        let url = url::Url::parse(raw)
+            .map_err(|e| format!("invalid Redis URL {:?}: {e}", redact_url_text(raw)))?;
+        let shown = RedisUrl(url);
+        match shown.0.scheme() {
+            "redis" | "rediss" => {}
+            other => {
+                return Err(format!(
+                    "{shown}: scheme must be redis:// or rediss://, not {other}://"
+                ));
+            }
+        }
+        if shown.0.host_str().is_none_or(str::is_empty) {
+            return Err(format!("{shown}: no host"));
+        }
+        let db = shown.0.path().trim_start_matches('/');
+        if !db.is_empty() && db.parse::<u32>().is_err() {
+            return Err(format!(
+                "{shown}: the path must be a database number, not {db:?}"
+            ));
+        }
+        Ok(shown)
+    }
+
+    /// The URL with its password, for the Redis client only.
+    pub fn expose(&self) -> &str {
+        self.0.as_str()
+    }
+
+    pub fn is_tls(&self) -> bool {
+        self.0.scheme() == "rediss"
+    }
+
+    /// `host:port`, for messages.
+    pub fn address(&self) -> String {
+        format!(
+            "{}:{}",
+            self.0.host_str().unwrap_or_default(),
+            self.0.port().unwrap_or(6379)
+        )
+    }
+
+    pub fn has_password(&self) -> bool {
+        self.0.password().is_some()
+    }
+}
+
+/// Masks `user:password@` in a string that did not even parse as a URL.
+fn redact_url_text(raw: &str) -> String {
+    match (raw.find("://"), raw.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            format!("{}***@{}", &raw[..scheme_end + 3], &raw[at + 1..])
+        }
+        _ => raw.to_owned(),
+    }
+}
+
+impl fmt::Display for RedisUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut shown = self.0.clone();
+        if shown.password().is_some() {
+            // Setting a password on a URL that already has one cannot fail.
+            let _ = shown.set_password(Some("***"));
+        }
+        f.write_str(shown.as_str())
+    }
+}
+
+impl fmt::Debug for RedisUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "RedisUrl({self})")
+    }
+}
+
+impl Serialize for RedisUrl {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for RedisUrl {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let raw = String::deserialize(d)?;
+        RedisUrl::parse(&raw).map_err(serde::de::Error::custom)
+    }
+}
+
+/// A duration written as a human string (`"500ms"`, `"10m"`, `"60d"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct HumanDuration(Duration);
+
+impl HumanDuration {
+    pub const fn new(d: Duration) -> Self {
+        HumanDuration(d)
+    }
+
+    pub fn get(self) -> Duration {
+        self.0
+    }
+}
+
+impl fmt::Display for HumanDuration {
+    /// The shortest exact form in one unit, so the printed config reads like the file.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let d = self.0;
+        if d.subsec_nanos() != 0 {
+            return write!(f, "{}ms", d.as_millis());
+        }
+        let s = d.as_secs();
+        match s {
+            0 => f.write_str("0s"),
+            _ if s % 86_400 == 0 => write!(f, "{}d", s / 86_400),
+            _ if s % 3_600 == 0 => write!(f, "{}h", s / 3_600),
+            _ if s % 60 == 0 => write!(f, "{}m", s / 60),
+            _ => write!(f, "{s}s"),
+        }
+    }
+}
+
+impl std::str::FromStr for HumanDuration {
+    type Err = String;
+    fn from_str(raw: &str) -> Result<Self, String> {
+        humantime::parse_duration(raw.trim())
+            .map(HumanDuration)
+            .map_err(|e| format!("invalid duration {raw:?} ({e}); write e.g. \"500ms\", \"10s\", \"10m\", \"1h\", \"60d\""))
+    }
+}
+
+impl Serialize for HumanDuration {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for HumanDuration {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+/// A 6-field cron expression with seconds (`sec min hour dom month dow`), checked when loaded.
+#[derive(Clone)]
+pub struct Schedule {
+    text: String,
+    cron: croner::Cron,
+}
+
+impl Schedule {
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let cron = croner::parser::CronParser::builder()
+            .seconds(croner::parser::Seconds::Required)
+            .build()
+            .parse(text)
+            .map_err(|e| format!("invalid cron expression {text:?} (6 fields with seconds, e.g. \"0 */5 * * * *\"): {e}"))?;
+        Ok(Schedule {
+            text: text.to_owned(),
+            cron,
+        })
+    }
+
+    pub fn cron(&self) -> &croner::Cron {
+        &self.cron
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+}
+
+impl fmt::Debug for Schedule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Schedule({:?})", self.text)
+    }
+}
+
+impl Serialize for Schedule {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.text)
+    }
+}
+
+impl<'de> Deserialize<'de> for Schedule {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Schedule::parse(&String::deserialize(d)?).map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_print_in_their_shortest_exact_unit_and_parse_back() {
+        for (text, secs_ms, shown) in [
+            ("500ms", (0, 500), "500ms"),
+            ("90s", (90, 0), "90s"),
+            ("10m", (600, 0), "10m"),
+            ("1h", (3600, 0), "1h"),
+            ("60d", (60 * 86_400, 0), "60d"),
+            ("1h 30m", (5400, 0), "90m"),
+            ("0s", (0, 0), "0s"),
+        ] {
+            let d: HumanDuration = text.parse().unwrap();
+            assert_eq!(
+                d.get(),
+                Duration::from_secs(secs_ms.0) + Duration::from_millis(secs_ms.1)
+            );
+            assert_eq!(d.to_string(), shown);
+            assert_eq!(shown.parse::<HumanDuration>().unwrap(), d);
+        }
+        assert!(
+            "10".parse::<HumanDuration>().is_err(),
+            "a bare number has no unit"
+        );
+    }
+
+    #[test]
+    fn redis_urls_hide_their_password_everywhere() {
+        let url = RedisUrl::parse("rediss://warmer:pw@cache.internal:6380/2").unwrap();
+        assert_eq!(url.to_string(), "rediss://warmer:***@cache.internal:6380/2");
+        assert_eq!(
+            format!("{url:?}"),
+            "RedisUrl(rediss://warmer:***@cache.internal:6380/2)"
+        );
+        assert_eq!(url.address(), "cache.internal:6380");
+        assert!(url.is_tls());
+        assert_eq!(RedisUrl::parse("redis://h").unwrap().address(), "h:6379");
+        assert_eq!(redact_url_text("redis://u:p@[x"), "redis://***@[x");
+        assert_eq!(redact_url_text("no-at-sign"), "no-at-sign");
+    }
+
+    #[test]
+    fn env_values_take_the_type_of_the_key_they_replace() {
+        use toml::Value;
+        let int = Value::Integer(1);
+        assert_eq!(coerce_env(" 42 ", Some(&int)), Ok(Value::Integer(42)));
+        assert!(coerce_env("4x", Some(&int)).is_err());
+        assert_eq!(
+            coerce_env("0.5", Some(&Value::Float(1.0))),
+            Ok(Value::Float(0.5))
+        );
+        assert_eq!(
+            coerce_env("123456", None),
+            Ok(Value::String("123456".into()))
+        );
+        let s = Value::String(String::new());
+        assert_eq!(
+            coerce_env("true", Some(&s)),
+            Ok(Value::String("true".into()))
+        );
+    }
+}
