@@ -1,0 +1,57 @@
+//! The command-line interface. Names here (commands, flags, `FCW_CONFIG`) are a contract with
+//! operators and their scripts: do not rename them.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "finance-cache-warmer",
+    version,
+    about = "Keeps a finance app's Redis cache of quotes, options chains and earnings dates warm",
+    after_help = "Exit codes: 0 success, 1 a job ran but failed, 2 usage or configuration error, \
+                  3 Redis unreachable, 130/143 interrupted by SIGINT/SIGTERM."
+)]
+pub struct Cli {
+    /// TOML config file; without one, the built-in defaults and FCW_* variables apply.
+    #[arg(short, long, env = "FCW_CONFIG", global = true, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run as a daemon: every enabled job on its schedule until SIGTERM/SIGINT.
+    Run,
+    /// Run one job once and exit (Kubernetes CronJob mode).
+    Once {
+        /// The job to run.
+        job: JobArg,
+    },
+    /// Load and validate the config, then print it as TOML with secrets shown as ***.
+    CheckConfig {
+        /// Also PING Redis and report its version.
+        #[arg(long)]
+        connect: bool,
+    },
+    /// Offline end-to-end demo on a private redis-server with recorded market data.
+    Demo {
+        /// Use this Redis instead of starting a private redis-server. Its watchlist is filled
+        /// with sample tickers, so never point this at production.
+        #[arg(long, value_name = "URL")]
+        redis_url: Option<String>,
+    },
+}
+
+/// A job name on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum JobArg {
+    Stock,
+    Options,
+    Earnings,
+    Integrity,
+    All,
+}

@@ -1,0 +1,24 @@
+//! finance-cache-warmer keeps a finance app's Redis cache of stock quotes, options chains and
+//! earnings dates warm, so the app never waits on a market-data API.
+//!
+//! # Layout
+//! - [`config`]: typed settings from defaults, a TOML file and `FCW_*` variables, validated.
+//! - [`telemetry`]: JSON or pretty logs on stderr, set up once.
+//! - [`store`]: the shared, auto-reconnecting Redis connection and its retry policy.
+//! - [`keys`]: the Redis key schema; [`ticker`]: the validated ticker symbol.
+//! - [`shutdown`]: the one SIGINT/SIGTERM signal passed down to everything.
+//! - [`cli`] and [`app`]: the commands and what they do; `main.rs` only wires them up.
+//! - [`local_redis`]: a private `redis-server` child for `demo` and the tests.
+//! - [`demo`]: the offline end-to-end demo.
+
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod demo;
+pub mod keys;
+pub mod local_redis;
+pub mod shutdown;
+pub mod store;
+pub mod telemetry;
+pub mod ticker;
+pub mod tls;

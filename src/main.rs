@@ -1,0 +1,53 @@
+//! The `finance-cache-warmer` binary: parses the command line, loads the config, sets up logging,
+//! runs the command and turns its outcome into the documented exit code.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use finance_cache_warmer::app;
+use finance_cache_warmer::cli::{Cli, Command};
+use finance_cache_warmer::config::{self, LogFormat};
+use finance_cache_warmer::shutdown::Shutdown;
+use finance_cache_warmer::telemetry;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let mut settings = match config::load(cli.config.as_deref()) {
+        Ok(settings) => settings,
+        Err(e) => {
+            eprintln!("config error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if matches!(cli.command, Command::Demo { .. }) {
+        // The demo is read by a person at a terminal.
+        settings.log.format = LogFormat::Pretty;
+    }
+    telemetry::init(&settings.log);
+
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start the async runtime");
+            return ExitCode::from(1);
+        }
+    };
+    let result = runtime.block_on(async {
+        let shutdown = Shutdown::listen()?;
+        app::execute(
+            cli.command,
+            settings,
+            shutdown,
+            &mut std::io::stdout().lock(),
+        )
+        .await
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            let code = e.exit_code();
+            tracing::error!(exit_code = code, "{e}");
+            ExitCode::from(code)
+        }
+    }
+}

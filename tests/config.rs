@@ -1,0 +1,359 @@
+//! Configuration: layering, rejection of mistakes with the key path, and secret redaction.
+
+mod support;
+
+use std::ffi::OsString;
+use std::path::Path;
+use std::time::Duration;
+
+use finance_cache_warmer::config::{self, ConfigError, LogFormat, Settings};
+use support::{fcw, run};
+
+fn env(vars: &[(&str, &str)]) -> Vec<(OsString, OsString)> {
+    vars.iter().map(|(k, v)| (k.into(), v.into())).collect()
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> std::path::PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn load_err(file: Option<&Path>, vars: &[(&str, &str)]) -> String {
+    match config::load_from(file, env(vars)) {
+        Ok(s) => panic!("expected an error, got {s:?}"),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[test]
+fn defaults_are_the_documented_file() {
+    let s = Settings::defaults().unwrap();
+    assert_eq!(s.redis.url.expose(), "redis://127.0.0.1:6379/0");
+    assert_eq!(s.redis.connect_timeout.get(), Duration::from_secs(5));
+    assert_eq!(s.redis.response_timeout.get(), Duration::from_secs(10));
+    assert_eq!(s.log.format, LogFormat::Json);
+    assert_eq!(s.jobs.stock.schedule.as_str(), "0 */5 * * * *");
+    // The printed defaults parse back as a config file with the same values.
+    let dir = tempfile::tempdir().unwrap();
+    let printed = write(dir.path(), "printed.toml", &s.to_redacted_toml());
+    let again = config::load_from(Some(&printed), env(&[])).unwrap();
+    assert_eq!(again.to_redacted_toml(), s.to_redacted_toml());
+}
+
+#[test]
+fn file_overrides_defaults_and_env_overrides_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(
+        dir.path(),
+        "c.toml",
+        r#"
+[redis]
+url = "redis://file-host:6379/1"
+response_timeout = "30s"
+[jobs.stock]
+timeout = "1m"
+enabled = false
+"#,
+    );
+    let s = config::load_from(
+        Some(&file),
+        env(&[
+            ("FCW_REDIS__URL", "redis://env-host:7000/2"),
+            ("FCW_JOBS__STOCK__ENABLED", "true"),
+            ("FCW_LOG__FORMAT", "pretty"),
+            ("UNRELATED", "ignored"),
+            ("FCW_CONFIG", "/not/a/key"),
+        ]),
+    )
+    .unwrap();
+    assert_eq!(
+        s.redis.url.expose(),
+        "redis://env-host:7000/2",
+        "env beats file"
+    );
+    assert_eq!(
+        s.redis.response_timeout.get(),
+        Duration::from_secs(30),
+        "file beats default"
+    );
+    assert_eq!(
+        s.redis.connect_timeout.get(),
+        Duration::from_secs(5),
+        "default kept"
+    );
+    assert_eq!(s.jobs.stock.timeout.get(), Duration::from_secs(60));
+    assert!(s.jobs.stock.enabled, "a boolean from the environment");
+    assert_eq!(s.log.format, LogFormat::Pretty);
+    assert!(s.jobs.options.enabled, "sibling tables keep their defaults");
+}
+
+#[test]
+fn env_lists_accept_commas_or_toml_arrays_and_numbers_keep_their_type() {
+    // cluster_nodes is an array; its entries must be URLs, and the (currently rejected) key shows
+    // the list was parsed: the error is about cluster support, not about the value's type.
+    let comma = load_err(
+        None,
+        &[("FCW_REDIS__CLUSTER_NODES", "redis://a:1,redis://b:2")],
+    );
+    let toml = load_err(None, &[("FCW_REDIS__CLUSTER_NODES", r#"["redis://a:1"]"#)]);
+    for e in [comma, toml] {
+        assert!(
+            e.starts_with("redis.cluster_nodes: Redis Cluster is not available"),
+            "{e}"
+        );
+        assert!(e.contains("FCW_REDIS__CLUSTER_NODES"), "{e}");
+    }
+    let e = load_err(None, &[("FCW_JOBS__STOCK__ENABLED", "yes")]);
+    assert_eq!(
+        e,
+        "jobs.stock.enabled: expected true or false, got \"yes\" (from environment variable FCW_JOBS__STOCK__ENABLED)"
+    );
+}
+
+#[test]
+fn unknown_keys_are_rejected_with_their_path_and_origin() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(
+        dir.path(),
+        "typo.toml",
+        "[jobs.stock]\nschedul = \"0 * * * * *\"\n",
+    );
+    let e = load_err(Some(&file), &[]);
+    assert!(
+        e.starts_with("jobs.stock.schedul: unknown field `schedul`"),
+        "{e}"
+    );
+    assert!(e.ends_with(&format!("(in {})", file.display())), "{e}");
+
+    let e = load_err(None, &[("FCW_REDIS__PASWORD", "x")]);
+    assert!(
+        e.starts_with("redis.pasword: unknown field `pasword`"),
+        "{e}"
+    );
+    assert!(e.contains("FCW_REDIS__PASWORD"), "{e}");
+
+    let e = load_err(None, &[("FCW_BOGUS", "1")]);
+    assert!(e.starts_with("bogus: unknown field `bogus`"), "{e}");
+
+    let e = load_err(None, &[("FCW_REDIS", "x")]);
+    assert!(e.starts_with("redis: is a section"), "{e}");
+}
+
+#[test]
+fn bad_durations_are_rejected_with_their_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(
+        dir.path(),
+        "d.toml",
+        "[redis]\nconnect_timeout = \"5 parsecs\"\n",
+    );
+    let e = load_err(Some(&file), &[]);
+    assert!(
+        e.starts_with("redis.connect_timeout: invalid duration \"5 parsecs\""),
+        "{e}"
+    );
+
+    let e = load_err(None, &[("FCW_JOBS__EARNINGS__TIMEOUT", "0s")]);
+    assert!(
+        e.starts_with("jobs.earnings.timeout: must be greater than zero"),
+        "{e}"
+    );
+
+    let file = write(dir.path(), "n.toml", "[redis]\nresponse_timeout = 10\n");
+    let e = load_err(Some(&file), &[]);
+    assert!(
+        e.starts_with("redis.response_timeout: invalid type: integer `10`, expected a string"),
+        "{e}"
+    );
+}
+
+#[test]
+fn bad_cron_expressions_are_rejected_with_their_path() {
+    let dir = tempfile::tempdir().unwrap();
+    for bad in ["*/5 * * * *", "0 61 * * * *", "every five minutes"] {
+        let file = write(
+            dir.path(),
+            "c.toml",
+            &format!("[jobs.options]\nschedule = {bad:?}\n"),
+        );
+        let e = load_err(Some(&file), &[]);
+        assert!(
+            e.starts_with(&format!(
+                "jobs.options.schedule: invalid cron expression {bad:?}"
+            )),
+            "{e}"
+        );
+    }
+}
+
+#[test]
+fn other_values_are_checked_too() {
+    let e = load_err(None, &[("FCW_REDIS__URL", "http://x:1")]);
+    assert!(
+        e.starts_with("redis.url: http://x:1/: scheme must be redis:// or rediss://"),
+        "{e}"
+    );
+    let e = load_err(None, &[("FCW_REDIS__URL", "redis://h:1/notanumber")]);
+    assert!(e.contains("must be a database number"), "{e}");
+    let e = load_err(None, &[("FCW_LOG__LEVEL", "info,=[")]);
+    assert!(e.starts_with("log.level: invalid filter"), "{e}");
+    let e = load_err(None, &[("FCW_LOG__FORMAT", "xml")]);
+    assert!(e.starts_with("log.format: unknown variant `xml`"), "{e}");
+    let e = load_err(None, &[("FCW_REDIS__CA_FILE", "/nonexistent/ca.pem")]);
+    assert!(e.starts_with("redis.ca_file: set, but redis.url"), "{e}");
+}
+
+#[test]
+fn a_missing_or_malformed_file_is_named() {
+    let e = load_err(Some(Path::new("/nonexistent/fcw.toml")), &[]);
+    assert!(
+        e.starts_with("cannot read config file /nonexistent/fcw.toml"),
+        "{e}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(dir.path(), "bad.toml", "[redis\n");
+    let e = load_err(Some(&file), &[]);
+    assert!(e.starts_with(&file.display().to_string()), "{e}");
+}
+
+#[test]
+fn secrets_from_file_env_and_url_never_show_in_debug_or_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let pw_file = write(dir.path(), "redis-password", "s3cr3t-from-file\n");
+    let s = config::load_from(
+        None,
+        env(&[
+            ("FCW_REDIS__URL", "redis://warmer:s3cr3t-in-url@h:6379/0"),
+            ("FCW_REDIS__PASSWORD_FILE", pw_file.to_str().unwrap()),
+        ]),
+    )
+    .unwrap();
+    assert_eq!(
+        s.redis.password.as_ref().unwrap().expose(),
+        "s3cr3t-from-file",
+        "newline stripped"
+    );
+    let debug = format!("{s:?} {:?}", s.redis);
+    let printed = s.to_redacted_toml();
+    for shown in [&debug, &printed] {
+        assert!(!shown.contains("s3cr3t"), "secret leaked: {shown}");
+    }
+    assert!(
+        printed.contains(r#"url = "redis://warmer:***@h:6379/0""#),
+        "{printed}"
+    );
+    assert!(printed.contains(r#"password = "***""#), "{printed}");
+    assert!(
+        printed.contains(&format!(
+            "password_file = {:?}",
+            pw_file.display().to_string()
+        )),
+        "{printed}"
+    );
+
+    // Both ways of giving the password at once is a mistake, not a silent precedence rule.
+    let e = config::load_from(
+        None,
+        env(&[
+            ("FCW_REDIS__PASSWORD", "s3cr3t-env"),
+            ("FCW_REDIS__PASSWORD_FILE", pw_file.to_str().unwrap()),
+        ]),
+    )
+    .unwrap_err();
+    assert!(
+        matches!(e, ConfigError::Invalid { ref key, .. } if key == "redis.password_file"),
+        "{e}"
+    );
+    assert!(!e.to_string().contains("s3cr3t"));
+
+    // A URL that does not even parse is shown without its password.
+    let e = load_err(None, &[("FCW_REDIS__URL", "redis://u:s3cr3t@[bad")]);
+    assert!(
+        !e.contains("s3cr3t") && e.contains("redis://***@[bad"),
+        "{e}"
+    );
+
+    let empty = write(dir.path(), "empty", "\n");
+    let e = load_err(
+        None,
+        &[("FCW_REDIS__PASSWORD_FILE", empty.to_str().unwrap())],
+    );
+    assert!(
+        e.starts_with("redis.password_file: ") && e.contains("is empty"),
+        "{e}"
+    );
+}
+
+#[test]
+fn check_config_prints_redacted_toml_and_exits_0() {
+    let (code, out, err) = run(fcw()
+        .args(["check-config"])
+        .env("FCW_REDIS__PASSWORD", "hunter2-secret")
+        .env(
+            "FCW_REDIS__URL",
+            "redis://warmer:hunter2-url@127.0.0.1:6379/3",
+        ));
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        !out.contains("hunter2") && !err.contains("hunter2"),
+        "{out}{err}"
+    );
+    assert!(out.contains(r#"password = "***""#), "{out}");
+    let parsed: toml::Table = toml::from_str(&out).expect("output is TOML");
+    assert_eq!(
+        parsed["redis"]["url"].as_str(),
+        Some("redis://warmer:***@127.0.0.1:6379/3")
+    );
+}
+
+#[test]
+fn config_errors_exit_2_with_one_message_and_write_nothing_to_stdout() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(
+        dir.path(),
+        "c.toml",
+        "[jobs.stock]\nschedule = \"not cron\"\n",
+    );
+    let (code, out, err) = run(fcw().arg("--config").arg(&file).arg("check-config"));
+    assert_eq!(code, Some(2));
+    assert!(out.is_empty(), "{out}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.starts_with("config error: jobs.stock.schedule: invalid cron expression \"not cron\""),
+        "{err}"
+    );
+
+    // The config path also comes from FCW_CONFIG.
+    let (code, _, err) = run(fcw().env("FCW_CONFIG", &file).arg("check-config"));
+    assert_eq!(code, Some(2));
+    assert!(err.contains("jobs.stock.schedule"), "{err}");
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let (code, _, err) = run(fcw().args(["once", "bogus-job"]));
+    assert_eq!(code, Some(2), "{err}");
+    let (code, _, _) = run(fcw().arg("no-such-command"));
+    assert_eq!(code, Some(2));
+}
+
+#[test]
+fn the_shipped_production_example_is_valid() {
+    let dir = tempfile::tempdir().unwrap();
+    let pw = write(dir.path(), "pw", "x\n");
+    let ca = write(dir.path(), "ca.pem", "");
+    let s = config::load_from(
+        Some(Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/config/production.toml"
+        ))),
+        env(&[
+            // Its credential paths exist only on a production host.
+            ("FCW_REDIS__PASSWORD_FILE", pw.to_str().unwrap()),
+            ("FCW_REDIS__CA_FILE", ca.to_str().unwrap()),
+        ]),
+    )
+    .unwrap();
+    assert!(s.redis.url.is_tls());
+}

@@ -1,0 +1,84 @@
+//! Helpers shared by the integration tests: the binary under test, throwaway `redis-server`s
+//! (the library's own `LocalRedis`, so tests and `demo` start servers the same way), and TLS
+//! material generated per test.
+#![allow(dead_code)] // each test binary uses a different subset
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use finance_cache_warmer::local_redis::{LocalRedis, LocalRedisOptions, TlsFiles};
+
+/// The binary, with a clean environment: no `FCW_*` variable of the machine leaks in.
+pub fn fcw() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_finance-cache-warmer"));
+    cmd.env_clear();
+    for var in ["PATH", "HOME", "TMPDIR"] {
+        if let Some(value) = std::env::var_os(var) {
+            cmd.env(var, value);
+        }
+    }
+    cmd
+}
+
+/// Runs a command to completion and returns its output (stdout and stderr as text).
+pub fn run(cmd: &mut Command) -> (Option<i32>, String, String) {
+    let Output {
+        status,
+        stdout,
+        stderr,
+    } = cmd.output().expect("the binary runs");
+    (
+        status.code(),
+        String::from_utf8_lossy(&stdout).into_owned(),
+        String::from_utf8_lossy(&stderr).into_owned(),
+    )
+}
+
+/// A private `redis-server` on a free port, killed when dropped.
+pub async fn redis() -> LocalRedis {
+    redis_with(LocalRedisOptions::default()).await
+}
+
+pub async fn redis_with(options: LocalRedisOptions) -> LocalRedis {
+    LocalRedis::start(options)
+        .await
+        .expect("redis-server starts (is it installed?)")
+}
+
+/// A CA and a server certificate for `localhost` signed by it, written as PEM files in `dir`.
+pub fn tls_files(dir: &Path) -> TlsFiles {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "finance-cache-warmer test CA");
+    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::new(ca_params, ca_key);
+    let server_key = KeyPair::generate().unwrap();
+    let server_cert = CertificateParams::new(vec!["localhost".to_owned()])
+        .unwrap()
+        .signed_by(&server_key, &issuer)
+        .unwrap();
+    let write = |name: &str, pem: String| -> PathBuf {
+        let path = dir.join(name);
+        std::fs::write(&path, pem).unwrap();
+        path
+    };
+    TlsFiles {
+        cert: write("server.pem", server_cert.pem()),
+        key: write("server.key", server_key.serialize_pem()),
+        ca: write("ca.pem", ca_cert.pem()),
+    }
+}
+
+/// Whether the installed `redis-server` was built with TLS: a build without it rejects the
+/// `tls-port` directive; one with it gets as far as the deliberately unknown directive after it.
+pub fn redis_has_tls() -> bool {
+    Command::new("redis-server")
+        .args(["--port", "0", "--tls-port", "0", "--fcw-probe", "x"])
+        .output()
+        .map(|o| !String::from_utf8_lossy(&o.stdout).contains("'tls-port"))
+        .unwrap_or(false)
+}
