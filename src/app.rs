@@ -3,11 +3,16 @@
 
 use std::io::Write;
 
+use chrono::Utc;
+
+use crate::calendar::Calendar;
 use crate::cli::{Command, JobArg};
 use crate::config::{ConfigError, Settings};
+use crate::explain;
 use crate::local_redis::LocalRedisError;
 use crate::shutdown::{Shutdown, Signal};
 use crate::store::{Store, StoreError};
+use crate::ttl::TtlPolicy;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
@@ -52,6 +57,20 @@ pub async fn execute(
         Command::CheckConfig { connect } => check_config(&settings, connect, out).await,
         Command::Run => run(&settings, shutdown).await,
         Command::Once { job } => once(&settings, job).await,
+        Command::Calendar { from, to, json } => {
+            let cal = Calendar::from_settings(&settings.market);
+            Ok(explain::calendar(&cal, from, to, Utc::now(), json, out)?)
+        }
+        Command::Ttl {
+            at,
+            earnings_date,
+            json,
+        } => {
+            let cal = Calendar::from_settings(&settings.market);
+            let policy = TtlPolicy::from_settings(&settings.ttl);
+            let at = at.map_or_else(Utc::now, |t| t.with_timezone(&Utc));
+            Ok(explain::ttl(&cal, &policy, at, earnings_date, json, out)?)
+        }
         Command::Demo { redis_url } => crate::demo::run(settings, redis_url, out).await,
     }
 }

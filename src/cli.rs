@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 
+use chrono::{DateTime, FixedOffset, NaiveDate};
 use clap::{Parser, Subcommand, ValueEnum};
 
 #[derive(Debug, Parser)]
@@ -36,6 +37,30 @@ pub enum Command {
         /// Also PING Redis and report its version.
         #[arg(long)]
         connect: bool,
+    },
+    /// List NYSE sessions (open and close) between two dates.
+    Calendar {
+        /// First date (YYYY-MM-DD); default today in the exchange's time zone.
+        #[arg(long, value_name = "DATE")]
+        from: Option<NaiveDate>,
+        /// Last date, included (YYYY-MM-DD); default two weeks after --from.
+        #[arg(long, value_name = "DATE")]
+        to: Option<NaiveDate>,
+        /// JSON Lines, one object per session, times in UTC.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Explain the TTLs the configured policy gives at an instant.
+    Ttl {
+        /// The instant (RFC 3339, e.g. 2026-11-27T15:00:00Z); default now.
+        #[arg(long, value_name = "RFC3339")]
+        at: Option<DateTime<FixedOffset>>,
+        /// An earnings date (YYYY-MM-DD) for the earnings TTL; without it, the "no known date" TTL.
+        #[arg(long, value_name = "DATE")]
+        earnings_date: Option<NaiveDate>,
+        /// One JSON object instead of text.
+        #[arg(long)]
+        json: bool,
     },
     /// Offline end-to-end demo on a private redis-server with recorded market data.
     Demo {

@@ -28,6 +28,8 @@ pub const DEFAULTS_TOML: &str = include_str!("../config/default.toml");
 pub struct Settings {
     pub redis: RedisSettings,
     pub log: LogSettings,
+    pub market: MarketSettings,
+    pub ttl: TtlSettings,
     pub jobs: JobsSettings,
 }
 
@@ -59,6 +61,42 @@ pub struct LogSettings {
 pub enum LogFormat {
     Json,
     Pretty,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MarketSettings {
+    pub timezone: Zone,
+    pub extra_holidays: Vec<IsoDate>,
+}
+
+/// At most this many `market.extra_holidays`: they are for rare announced closures, and the
+/// calendar's search for the next session relies on closed runs being short.
+pub const MAX_EXTRA_HOLIDAYS: usize = 100;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TtlSettings {
+    pub open: HumanDuration,
+    pub closed: HumanDuration,
+    pub min: HumanDuration,
+    pub earnings_min: HumanDuration,
+    pub earnings_max: HumanDuration,
+    pub earnings_unknown: HumanDuration,
+    pub jitter: f64,
+    pub options: OptionsTtlSettings,
+}
+
+/// `[ttl.options]`: each key falls back to `[ttl]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OptionsTtlSettings {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub open: Option<HumanDuration>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub closed: Option<HumanDuration>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min: Option<HumanDuration>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -377,6 +415,16 @@ impl Settings {
                 "Redis Cluster is not available in this version; use redis.url".into(),
             ));
         }
+        if self.market.extra_holidays.len() > MAX_EXTRA_HOLIDAYS {
+            return Err((
+                "market.extra_holidays".into(),
+                format!(
+                    "{} dates; at most {MAX_EXTRA_HOLIDAYS} are allowed",
+                    self.market.extra_holidays.len()
+                ),
+            ));
+        }
+        self.validate_ttl()?;
         tracing_subscriber::EnvFilter::try_new(&self.log.level).map_err(|e| {
             (
                 "log.level".into(),
@@ -385,6 +433,75 @@ impl Settings {
         })?;
         for (name, job) in self.jobs.iter() {
             positive(&job.timeout, &format!("jobs.{name}.timeout"))?;
+        }
+        Ok(())
+    }
+}
+
+impl Settings {
+    fn validate_ttl(&self) -> Result<(), KeyProblem> {
+        let t = &self.ttl;
+        let o = &t.options;
+        let named = [
+            ("ttl.open", Some(t.open)),
+            ("ttl.closed", Some(t.closed)),
+            ("ttl.min", Some(t.min)),
+            ("ttl.earnings_min", Some(t.earnings_min)),
+            ("ttl.earnings_max", Some(t.earnings_max)),
+            ("ttl.earnings_unknown", Some(t.earnings_unknown)),
+            ("ttl.options.open", o.open),
+            ("ttl.options.closed", o.closed),
+            ("ttl.options.min", o.min),
+        ];
+        for (key, value) in named {
+            if let Some(d) = value {
+                let d = d.get();
+                if d.subsec_nanos() != 0 || d.is_zero() {
+                    return Err((
+                        key.into(),
+                        format!(
+                            "{} must be a whole number of seconds, at least 1s",
+                            HumanDuration(d)
+                        ),
+                    ));
+                }
+            }
+        }
+        let options_min = o.min.unwrap_or(t.min);
+        for (key, value, min, min_key) in [
+            ("ttl.open", t.open, t.min, "ttl.min"),
+            ("ttl.closed", t.closed, t.min, "ttl.min"),
+            (
+                "ttl.options.open",
+                o.open.unwrap_or(t.open),
+                options_min,
+                "ttl.options.min",
+            ),
+            (
+                "ttl.options.closed",
+                o.closed.unwrap_or(t.closed),
+                options_min,
+                "ttl.options.min",
+            ),
+            (
+                "ttl.earnings_max",
+                t.earnings_max,
+                t.earnings_min,
+                "ttl.earnings_min",
+            ),
+        ] {
+            if value < min {
+                return Err((
+                    key.into(),
+                    format!("{value} is shorter than {min_key} ({min})"),
+                ));
+            }
+        }
+        if !(0.0..1.0).contains(&t.jitter) {
+            return Err((
+                "ttl.jitter".into(),
+                format!("{} is not a fraction in [0, 1)", t.jitter),
+            ));
         }
         Ok(())
     }
@@ -604,6 +721,48 @@ impl<'de> Deserialize<'de> for HumanDuration {
         String::deserialize(d)?
             .parse()
             .map_err(serde::de::Error::custom)
+    }
+}
+
+/// An IANA time zone name such as `America/New_York`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Zone(pub chrono_tz::Tz);
+
+impl Serialize for Zone {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.0.name())
+    }
+}
+
+impl<'de> Deserialize<'de> for Zone {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let raw = String::deserialize(d)?;
+        raw.parse().map(Zone).map_err(|_| {
+            serde::de::Error::custom(format!(
+                "unknown time zone {raw:?}; use an IANA name such as \"America/New_York\""
+            ))
+        })
+    }
+}
+
+/// A calendar date written `YYYY-MM-DD`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct IsoDate(pub chrono::NaiveDate);
+
+impl Serialize for IsoDate {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for IsoDate {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let raw = String::deserialize(d)?;
+        chrono::NaiveDate::parse_from_str(&raw, "%Y-%m-%d")
+            .map(IsoDate)
+            .map_err(|e| {
+                serde::de::Error::custom(format!("invalid date {raw:?} ({e}); write YYYY-MM-DD"))
+            })
     }
 }
 

@@ -12,9 +12,11 @@
 //! - [`demo`]: the offline end-to-end demo.
 
 pub mod app;
+pub mod calendar;
 pub mod cli;
 pub mod config;
 pub mod demo;
+pub mod explain;
 pub mod keys;
 pub mod local_redis;
 pub mod shutdown;
@@ -22,3 +24,4 @@ pub mod store;
 pub mod telemetry;
 pub mod ticker;
 pub mod tls;
+pub mod ttl;

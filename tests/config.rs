@@ -357,3 +357,62 @@ fn the_shipped_production_example_is_valid() {
     .unwrap();
     assert!(s.redis.url.is_tls());
 }
+
+#[test]
+fn market_and_ttl_values_are_checked_with_their_path() {
+    let e = load_err(None, &[("FCW_MARKET__TIMEZONE", "America/Gotham")]);
+    assert!(
+        e.starts_with("market.timezone: unknown time zone \"America/Gotham\""),
+        "{e}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(
+        dir.path(),
+        "m.toml",
+        "[market]\nextra_holidays = [\"2027-01-08\", \"2027-02-30\"]\n",
+    );
+    let e = load_err(Some(&file), &[]);
+    assert!(
+        e.starts_with("market.extra_holidays[1]: invalid date \"2027-02-30\""),
+        "{e}"
+    );
+    let e = load_err(None, &[("FCW_TTL__MIN", "2h")]);
+    assert!(
+        e.starts_with("ttl.open: 10m is shorter than ttl.min (2h)"),
+        "{e}"
+    );
+    let e = load_err(None, &[("FCW_TTL__OPTIONS__MIN", "20m")]);
+    assert!(
+        e.starts_with("ttl.options.open: 10m is shorter than ttl.options.min (20m)"),
+        "{e}"
+    );
+    let e = load_err(None, &[("FCW_TTL__OPEN", "1500ms")]);
+    assert!(
+        e.starts_with("ttl.open: 1500ms must be a whole number of seconds"),
+        "{e}"
+    );
+    let e = load_err(None, &[("FCW_TTL__JITTER", "1.5")]);
+    assert!(
+        e.starts_with("ttl.jitter: 1.5 is not a fraction in [0, 1)"),
+        "{e}"
+    );
+    let e = load_err(None, &[("FCW_TTL__EARNINGS_MAX", "30m")]);
+    assert!(
+        e.starts_with("ttl.earnings_max: 30m is shorter than ttl.earnings_min (1h)"),
+        "{e}"
+    );
+
+    let s = config::load_from(
+        None,
+        env(&[
+            ("FCW_MARKET__EXTRA_HOLIDAYS", "2027-01-08,2027-01-11"),
+            ("FCW_TTL__OPTIONS__CLOSED", "2h"),
+        ]),
+    )
+    .unwrap();
+    assert_eq!(s.market.extra_holidays.len(), 2);
+    assert_eq!(
+        s.ttl.options.closed.unwrap().get(),
+        Duration::from_secs(7200)
+    );
+}
