@@ -1,0 +1,537 @@
+//! The one HTTP client every provider shares, and the limits each provider is held to.
+//!
+//! reqwest has no default timeouts and no body-size cap, and its errors print the full URL; this
+//! module adds all three defences. Each provider gets an [`Upstream`]: at most `max_concurrency`
+//! requests in flight, a token bucket, retries with capped exponential backoff and full jitter,
+//! `Retry-After` honoured, a provider-wide pause after a 429, and a circuit breaker.
+
+use std::num::NonZeroU32;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use reqwest::header::{CONTENT_TYPE, HeaderMap, RETRY_AFTER};
+use serde::de::DeserializeOwned;
+use tokio::sync::Semaphore;
+use tokio::time::Instant;
+use url::Url;
+
+use crate::config::{Limits, ProviderSettings};
+use crate::provider::ProviderError;
+use crate::stats;
+
+/// First backoff step after a failed attempt; it doubles per attempt ...
+const BACKOFF_BASE: Duration = Duration::from_millis(250);
+/// ... up to this cap. The sleep is uniform in [0, step] ("full jitter") so many workers that
+/// failed together do not retry together.
+const BACKOFF_CAP: Duration = Duration::from_secs(10);
+/// A 429 without `Retry-After` pauses the whole provider, first for this long, doubling with
+/// each consecutive 429 ...
+const PAUSE_BASE: Duration = Duration::from_secs(1);
+/// ... up to this.
+const PAUSE_CAP: Duration = Duration::from_secs(60);
+/// The longest `Retry-After` we obey; a longer one is treated as this (the run's own timeout
+/// still bounds everything).
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(300);
+/// Idle pooled connections are closed after this, below common load-balancer idle timeouts.
+const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(50);
+
+/// Builds the shared client: rustls, gzip, a cookie store (Yahoo's crumb is bound to its
+/// cookies), connect/read/total timeouts and the configured User-Agent.
+pub fn client(p: &ProviderSettings) -> Result<reqwest::Client, String> {
+    crate::tls::install_crypto_provider();
+    reqwest::Client::builder()
+        .user_agent(p.user_agent.as_str())
+        .gzip(true)
+        .cookie_store(true)
+        .connect_timeout(p.connect_timeout.get())
+        .read_timeout(p.timeout.get())
+        .timeout(p.timeout.get())
+        .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+        .build()
+        .map_err(|e| describe(&e))
+}
+
+/// An answer that was not retried away: a success or a status the provider must interpret.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub body: Vec<u8>,
+    content_type: Option<String>,
+    retry_after: Option<Duration>,
+}
+
+impl Reply {
+    /// A reply from a recording (the replay provider), read by the same parsers.
+    pub fn recorded(status: u16, body: Vec<u8>) -> Reply {
+        Reply {
+            status,
+            body,
+            content_type: Some("application/json".into()),
+            retry_after: None,
+        }
+    }
+
+    /// Decodes a JSON body, refusing another content type (an HTML error page, say).
+    pub fn json<T: DeserializeOwned>(
+        &self,
+        provider: &'static str,
+        endpoint: &'static str,
+    ) -> Result<T, ProviderError> {
+        let malformed = |message: String| ProviderError::Malformed {
+            provider,
+            endpoint,
+            message,
+        };
+        if let Some(ct) = &self.content_type
+            && !ct.to_ascii_lowercase().contains("json")
+        {
+            return Err(malformed(format!("expected JSON, got content type {ct:?}")));
+        }
+        serde_json::from_slice(&self.body).map_err(|e| malformed(e.to_string()))
+    }
+
+    /// The body as text, for the few plain-text endpoints.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// How [`Upstream::get_with`] treats failures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Policy {
+    /// Retry with backoff; a 429 pauses the whole provider.
+    Retry,
+    /// One attempt, and a 429 concerns this endpoint only (Yahoo's crumb endpoint refuses whole
+    /// IP ranges while the data endpoints still answer).
+    Once,
+}
+
+/// `base` with path segments appended (each percent-encoded as needed) and a query.
+pub fn endpoint_url(base: &Url, segments: &[&str], query: &[(&str, &str)]) -> Url {
+    let mut url = base.clone();
+    url.path_segments_mut()
+        .expect("config only accepts http(s) base URLs")
+        .pop_if_empty()
+        .extend(segments);
+    if !query.is_empty() {
+        url.query_pairs_mut().extend_pairs(query);
+    }
+    url
+}
+
+/// One provider's connection to the outside world.
+pub struct Upstream {
+    provider: &'static str,
+    client: reqwest::Client,
+    max_body: u64,
+    max_retries: u32,
+    /// Bounds requests in flight to this provider.
+    slots: Semaphore,
+    /// Requests per second; `None` is unlimited.
+    bucket: Option<DefaultDirectRateLimiter>,
+    breaker: Breaker,
+    pause: Mutex<Pause>,
+}
+
+#[derive(Default)]
+struct Pause {
+    until: Option<Instant>,
+    consecutive_429: u32,
+}
+
+impl Upstream {
+    pub fn new(
+        provider: &'static str,
+        client: reqwest::Client,
+        p: &ProviderSettings,
+        limits: Limits,
+    ) -> Upstream {
+        Upstream {
+            provider,
+            client,
+            max_body: p.max_body.0,
+            max_retries: p.max_retries,
+            slots: Semaphore::new(limits.max_concurrency.max(1) as usize),
+            bucket: bucket(limits.requests_per_second),
+            breaker: Breaker::new(provider, p.breaker_failures, p.breaker_cooldown.get()),
+            pause: Mutex::new(Pause::default()),
+        }
+    }
+
+    pub fn provider(&self) -> &'static str {
+        self.provider
+    }
+
+    /// GETs `url`, retrying timeouts, resets, 5xx and 429. Any other status comes back as a
+    /// [`Reply`] for the provider to interpret (a 404 can be data).
+    pub async fn get(
+        &self,
+        endpoint: &'static str,
+        url: &Url,
+        headers: &HeaderMap,
+    ) -> Result<Reply, ProviderError> {
+        self.get_with(endpoint, url, headers, Policy::Retry).await
+    }
+
+    pub async fn get_with(
+        &self,
+        endpoint: &'static str,
+        url: &Url,
+        headers: &HeaderMap,
+        policy: Policy,
+    ) -> Result<Reply, ProviderError> {
+        let max_retries = match policy {
+            Policy::Retry => self.max_retries,
+            Policy::Once => 0,
+        };
+        let mut attempt = 0;
+        loop {
+            self.breaker.admit()?;
+            self.wait_out_pause().await;
+            self.throttle().await;
+            let outcome = {
+                let _slot = self
+                    .slots
+                    .acquire()
+                    .await
+                    .expect("the semaphore is never closed");
+                self.send(endpoint, url, headers).await
+            };
+            stats::upstream_request(self.provider, endpoint, &outcome);
+            // A 429 pauses the whole provider; the next attempt waits that out instead of backing off.
+            let paused =
+                policy == Policy::Retry && matches!(&outcome, Ok(reply) if reply.status == 429);
+            if let Ok(reply) = &outcome
+                && paused
+            {
+                self.pause_after_429(reply.retry_after);
+            }
+            let error = match outcome {
+                Ok(reply) if reply.status == 429 || reply.status >= 500 => ProviderError::Status {
+                    provider: self.provider,
+                    endpoint,
+                    status: reply.status,
+                },
+                Ok(reply) => {
+                    self.breaker.success();
+                    self.pause.lock().expect("pause lock").consecutive_429 = 0;
+                    return Ok(reply);
+                }
+                Err(e) if e.is_retryable() => e,
+                Err(e) => return Err(e),
+            };
+            self.breaker.failure();
+            if attempt >= max_retries {
+                return Err(error);
+            }
+            attempt += 1;
+            stats::upstream_retry(self.provider, endpoint);
+            tracing::debug!(provider = self.provider, endpoint, attempt, error = %error, "retrying");
+            if !paused {
+                tokio::time::sleep(full_jitter(attempt)).await;
+            }
+        }
+    }
+
+    async fn send(
+        &self,
+        endpoint: &'static str,
+        url: &Url,
+        headers: &HeaderMap,
+    ) -> Result<Reply, ProviderError> {
+        let transport = |e: reqwest::Error| {
+            if e.is_timeout() {
+                ProviderError::Timeout {
+                    provider: self.provider,
+                    endpoint,
+                }
+            } else {
+                ProviderError::Transport {
+                    provider: self.provider,
+                    endpoint,
+                    message: describe(&e),
+                }
+            }
+        };
+        let mut response = self
+            .client
+            .get(url.clone())
+            .headers(headers.clone())
+            .send()
+            .await
+            .map_err(transport)?;
+        let too_large = ProviderError::TooLarge {
+            provider: self.provider,
+            endpoint,
+            limit: self.max_body,
+        };
+        if response.content_length().is_some_and(|n| n > self.max_body) {
+            return Err(too_large);
+        }
+        let status = response.status().as_u16();
+        let content_type = response
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let retry_after = response
+            .headers()
+            .get(RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(parse_retry_after);
+        // With gzip the length is unknown until decoded, so count what arrives and stop at the
+        // cap instead of buffering the rest.
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(transport)? {
+            if body.len() as u64 + chunk.len() as u64 > self.max_body {
+                return Err(too_large);
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(Reply {
+            status,
+            body,
+            content_type,
+            retry_after,
+        })
+    }
+
+    /// Pauses the whole provider after a 429: for `Retry-After` when given, else for a delay
+    /// that doubles with each consecutive 429.
+    fn pause_after_429(&self, given: Option<Duration>) {
+        let mut pause = self.pause.lock().expect("pause lock");
+        let wait = match given {
+            Some(d) => d.min(MAX_RETRY_AFTER),
+            None => PAUSE_BASE
+                .saturating_mul(1 << pause.consecutive_429.min(16))
+                .min(PAUSE_CAP),
+        };
+        pause.consecutive_429 += 1;
+        let until = Instant::now() + wait;
+        pause.until = Some(pause.until.map_or(until, |u| u.max(until)));
+        tracing::warn!(
+            provider = self.provider,
+            pause_ms = wait.as_millis() as u64,
+            retry_after = given.is_some(),
+            "rate limited (429); pausing requests to this provider"
+        );
+    }
+
+    async fn wait_out_pause(&self) {
+        let until = self.pause.lock().expect("pause lock").until;
+        if let Some(until) = until
+            && until > Instant::now()
+        {
+            stats::rate_limit_wait(self.provider);
+            tokio::time::sleep_until(until).await;
+        }
+    }
+
+    async fn throttle(&self) {
+        if let Some(bucket) = &self.bucket
+            && bucket.check().is_err()
+        {
+            stats::rate_limit_wait(self.provider);
+            bucket.until_ready().await;
+        }
+    }
+}
+
+fn bucket(requests_per_second: f64) -> Option<DefaultDirectRateLimiter> {
+    if requests_per_second <= 0.0 {
+        return None;
+    }
+    // One token every 1/rps seconds, with a burst of one second's worth (at least one).
+    let period = Duration::from_secs_f64(1.0 / requests_per_second);
+    let burst = NonZeroU32::new(requests_per_second.ceil() as u32).unwrap_or(NonZeroU32::MIN);
+    Quota::with_period(period).map(|q| RateLimiter::direct(q.allow_burst(burst)))
+}
+
+/// Sleep before retry `attempt` (1-based): uniform in [0, min(cap, base * 2^(attempt-1))].
+fn full_jitter(attempt: u32) -> Duration {
+    let step = BACKOFF_BASE
+        .saturating_mul(1 << (attempt - 1).min(16))
+        .min(BACKOFF_CAP);
+    Duration::from_millis(fastrand::u64(0..=step.as_millis() as u64))
+}
+
+/// `Retry-After` as delay-seconds or an HTTP date.
+pub fn parse_retry_after(value: &str) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let when = chrono::DateTime::parse_from_rfc2822(value).ok()?;
+    Some(
+        (when.with_timezone(&chrono::Utc) - chrono::Utc::now())
+            .to_std()
+            .unwrap_or_default(),
+    )
+}
+
+/// An error and its causes on one line, without the URL (which may carry a query secret).
+pub fn describe(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    strip_urls(&text)
+}
+
+/// reqwest puts `for url (...)` in its messages; drop anything that looks like a URL.
+fn strip_urls(text: &str) -> String {
+    text.split(' ')
+        .map(|word| {
+            let bare = word.trim_matches(|c| c == '(' || c == ')');
+            if bare.starts_with("http://") || bare.starts_with("https://") {
+                "<url>"
+            } else {
+                word
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Stops calling a provider after `threshold` consecutive failed requests, for `cooldown`; then
+/// lets one trial request through, which closes it again on success.
+struct Breaker {
+    provider: &'static str,
+    threshold: u32,
+    cooldown: Duration,
+    state: Mutex<BreakerState>,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum BreakerState {
+    Closed {
+        failures: u32,
+    },
+    Open {
+        until: Instant,
+    },
+    /// The cooldown passed and one trial request is out.
+    Trial,
+}
+
+impl Breaker {
+    fn new(provider: &'static str, threshold: u32, cooldown: Duration) -> Breaker {
+        Breaker {
+            provider,
+            threshold: threshold.max(1),
+            cooldown,
+            state: Mutex::new(BreakerState::Closed { failures: 0 }),
+        }
+    }
+
+    fn admit(&self) -> Result<(), ProviderError> {
+        let mut state = self.state.lock().expect("breaker lock");
+        match *state {
+            BreakerState::Closed { .. } => Ok(()),
+            BreakerState::Open { until } if Instant::now() >= until => {
+                *state = BreakerState::Trial;
+                Ok(())
+            }
+            BreakerState::Open { .. } | BreakerState::Trial => Err(ProviderError::BreakerOpen {
+                provider: self.provider,
+            }),
+        }
+    }
+
+    fn success(&self) {
+        let mut state = self.state.lock().expect("breaker lock");
+        if !matches!(*state, BreakerState::Closed { .. }) {
+            tracing::info!(provider = self.provider, "circuit breaker closed");
+            stats::breaker_state(self.provider, false);
+        }
+        *state = BreakerState::Closed { failures: 0 };
+    }
+
+    fn failure(&self) {
+        let mut state = self.state.lock().expect("breaker lock");
+        let open = match *state {
+            BreakerState::Closed { failures } if failures + 1 >= self.threshold => true,
+            BreakerState::Closed { failures } => {
+                *state = BreakerState::Closed {
+                    failures: failures + 1,
+                };
+                false
+            }
+            BreakerState::Trial => true,
+            BreakerState::Open { .. } => false,
+        };
+        if open {
+            *state = BreakerState::Open {
+                until: Instant::now() + self.cooldown,
+            };
+            tracing::warn!(
+                provider = self.provider,
+                cooldown_s = self.cooldown.as_secs(),
+                "circuit breaker opened after repeated failures"
+            );
+            stats::breaker_state(self.provider, true);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_accepts_seconds_and_http_dates() {
+        assert_eq!(parse_retry_after("7"), Some(Duration::from_secs(7)));
+        assert_eq!(
+            parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"),
+            Some(Duration::ZERO)
+        );
+        let soon = (chrono::Utc::now() + chrono::Duration::seconds(30)).to_rfc2822();
+        let d = parse_retry_after(&soon).unwrap();
+        assert!(
+            d > Duration::from_secs(25) && d <= Duration::from_secs(30),
+            "{d:?}"
+        );
+        assert_eq!(parse_retry_after("soon"), None);
+    }
+
+    #[test]
+    fn backoff_is_capped_full_jitter() {
+        for attempt in 1..40 {
+            assert!(full_jitter(attempt) <= BACKOFF_CAP);
+        }
+        assert!(full_jitter(1) <= BACKOFF_BASE);
+    }
+
+    #[test]
+    fn urls_are_stripped_from_messages() {
+        let text = strip_urls(
+            "error sending request for url (https://api.example.com/x?apiKey=SECRET): refused",
+        );
+        assert_eq!(text, "error sending request for url <url> refused");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_breaker_opens_after_consecutive_failures_and_closes_after_a_trial() {
+        let b = Breaker::new("test", 3, Duration::from_secs(60));
+        b.failure();
+        b.failure();
+        b.success(); // a success resets the count
+        b.failure();
+        b.failure();
+        assert!(b.admit().is_ok());
+        b.failure();
+        assert!(matches!(b.admit(), Err(ProviderError::BreakerOpen { .. })));
+        tokio::time::advance(Duration::from_secs(61)).await;
+        assert!(b.admit().is_ok(), "one trial after the cooldown");
+        assert!(b.admit().is_err(), "only one trial at a time");
+        b.success();
+        assert!(b.admit().is_ok());
+    }
+}
