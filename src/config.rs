@@ -30,6 +30,7 @@ pub struct Settings {
     pub log: LogSettings,
     pub market: MarketSettings,
     pub ttl: TtlSettings,
+    pub provider: ProviderSettings,
     pub jobs: JobsSettings,
 }
 
@@ -99,6 +100,125 @@ pub struct OptionsTtlSettings {
     pub min: Option<HumanDuration>,
 }
 
+/// A market-data provider's name in `provider.stock` and the other chains.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProviderName {
+    Yahoo,
+    Polygon,
+    Tradier,
+    Replay,
+}
+
+impl ProviderName {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProviderName::Yahoo => "yahoo",
+            ProviderName::Polygon => "polygon",
+            ProviderName::Tradier => "tradier",
+            ProviderName::Replay => "replay",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderSettings {
+    pub stock: Vec<ProviderName>,
+    pub options: Vec<ProviderName>,
+    pub earnings: Vec<ProviderName>,
+    pub timeout: HumanDuration,
+    pub connect_timeout: HumanDuration,
+    pub max_body: ByteSize,
+    pub max_retries: u32,
+    pub breaker_failures: u32,
+    pub breaker_cooldown: HumanDuration,
+    pub user_agent: String,
+    pub yahoo: YahooSettings,
+    pub polygon: PolygonSettings,
+    pub tradier: TradierSettings,
+    pub replay: ReplaySettings,
+}
+
+/// Limits every HTTP provider has.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub struct Limits {
+    pub max_concurrency: u32,
+    pub requests_per_second: f64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct YahooSettings {
+    pub base_url: HttpUrl,
+    pub cookie_url: HttpUrl,
+    pub max_concurrency: u32,
+    pub requests_per_second: f64,
+    pub quote_batch: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolygonSettings {
+    pub base_url: HttpUrl,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_key: Option<Secret>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_key_file: Option<PathBuf>,
+    pub max_concurrency: u32,
+    pub requests_per_second: f64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TradierSettings {
+    pub base_url: HttpUrl,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<Secret>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_file: Option<PathBuf>,
+    pub max_concurrency: u32,
+    pub requests_per_second: f64,
+    pub quote_batch: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReplaySettings {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dir: Option<PathBuf>,
+}
+
+impl YahooSettings {
+    pub fn limits(&self) -> Limits {
+        Limits {
+            max_concurrency: self.max_concurrency,
+            requests_per_second: self.requests_per_second,
+        }
+    }
+}
+
+impl PolygonSettings {
+    pub fn limits(&self) -> Limits {
+        Limits {
+            max_concurrency: self.max_concurrency,
+            requests_per_second: self.requests_per_second,
+        }
+    }
+}
+
+impl TradierSettings {
+    pub fn limits(&self) -> Limits {
+        Limits {
+            max_concurrency: self.max_concurrency,
+            requests_per_second: self.requests_per_second,
+        }
+    }
+}
+
+/// Most symbols one quote request may carry.
+pub const MAX_QUOTE_BATCH: u32 = 200;
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct JobsSettings {
@@ -114,6 +234,9 @@ pub struct JobSettings {
     pub enabled: bool,
     pub schedule: Schedule,
     pub timeout: HumanDuration,
+    /// `jobs.options` only: how many of the nearest expiries to fetch (0 = all).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expirations: Option<u32>,
 }
 
 /// A configuration problem, always naming what to fix.
@@ -381,18 +504,22 @@ type KeyProblem = (String, String);
 
 impl Settings {
     fn resolve_secrets(&mut self) -> Result<(), KeyProblem> {
-        let redis = &mut self.redis;
-        if let Some(path) = &redis.password_file {
-            if redis.password.is_some() {
-                return Err((
-                    "redis.password_file".into(),
-                    "both redis.password and redis.password_file are set; keep one".into(),
-                ));
-            }
-            redis.password =
-                Some(read_secret_file(path).map_err(|m| ("redis.password_file".into(), m))?);
-        }
-        Ok(())
+        let p = &mut self.provider;
+        resolve_secret(
+            &mut self.redis.password,
+            &self.redis.password_file,
+            "redis.password",
+        )?;
+        resolve_secret(
+            &mut p.polygon.api_key,
+            &p.polygon.api_key_file,
+            "provider.polygon.api_key",
+        )?;
+        resolve_secret(
+            &mut p.tradier.token,
+            &p.tradier.token_file,
+            "provider.tradier.token",
+        )
     }
 
     fn validate(&self) -> Result<(), KeyProblem> {
@@ -425,6 +552,15 @@ impl Settings {
             ));
         }
         self.validate_ttl()?;
+        self.validate_providers()?;
+        for (name, job) in self.jobs.iter() {
+            if name != "options" && job.expirations.is_some() {
+                return Err((
+                    format!("jobs.{name}.expirations"),
+                    "only jobs.options has expirations".into(),
+                ));
+            }
+        }
         tracing_subscriber::EnvFilter::try_new(&self.log.level).map_err(|e| {
             (
                 "log.level".into(),
@@ -507,6 +643,118 @@ impl Settings {
     }
 }
 
+impl Settings {
+    fn validate_providers(&self) -> Result<(), KeyProblem> {
+        let p = &self.provider;
+        for (kind, chain) in [
+            ("stock", &p.stock),
+            ("options", &p.options),
+            ("earnings", &p.earnings),
+        ] {
+            let key = format!("provider.{kind}");
+            if chain.is_empty() {
+                return Err((key, "name at least one provider".into()));
+            }
+            let mut seen = std::collections::BTreeSet::new();
+            for name in chain {
+                if !seen.insert(name) {
+                    return Err((key, format!("{} is listed twice", name.as_str())));
+                }
+                if kind == "earnings"
+                    && matches!(name, ProviderName::Polygon | ProviderName::Tradier)
+                {
+                    return Err((
+                        key,
+                        format!(
+                            "{} has no earnings data; use yahoo or replay",
+                            name.as_str()
+                        ),
+                    ));
+                }
+            }
+        }
+        let uses = |name: ProviderName| {
+            [&p.stock, &p.options, &p.earnings]
+                .iter()
+                .any(|c| c.contains(&name))
+        };
+        if uses(ProviderName::Polygon) && p.polygon.api_key.is_none() {
+            return Err((
+                "provider.polygon.api_key".into(),
+                "polygon is in a provider chain but has no api_key or api_key_file".into(),
+            ));
+        }
+        if uses(ProviderName::Tradier) && p.tradier.token.is_none() {
+            return Err((
+                "provider.tradier.token".into(),
+                "tradier is in a provider chain but has no token or token_file".into(),
+            ));
+        }
+        positive(&p.timeout, "provider.timeout")?;
+        positive(&p.connect_timeout, "provider.connect_timeout")?;
+        positive(&p.breaker_cooldown, "provider.breaker_cooldown")?;
+        if p.max_body.0 < 1024 {
+            return Err((
+                "provider.max_body".into(),
+                format!("{} is below the 1KiB minimum", p.max_body),
+            ));
+        }
+        if p.breaker_failures == 0 {
+            return Err((
+                "provider.breaker_failures".into(),
+                "must be at least 1".into(),
+            ));
+        }
+        if p.user_agent.trim().is_empty()
+            || reqwest::header::HeaderValue::from_str(&p.user_agent).is_err()
+        {
+            return Err((
+                "provider.user_agent".into(),
+                format!("{:?} is not a valid header value", p.user_agent),
+            ));
+        }
+        for (name, limits) in [
+            ("yahoo", p.yahoo.limits()),
+            ("polygon", p.polygon.limits()),
+            ("tradier", p.tradier.limits()),
+        ] {
+            if limits.max_concurrency == 0 {
+                return Err((
+                    format!("provider.{name}.max_concurrency"),
+                    "must be at least 1".into(),
+                ));
+            }
+            let rps = limits.requests_per_second;
+            if !rps.is_finite() || rps < 0.0 {
+                return Err((
+                    format!("provider.{name}.requests_per_second"),
+                    format!("{rps} is not a rate (0 = unlimited)"),
+                ));
+            }
+        }
+        for (key, batch) in [
+            ("provider.yahoo.quote_batch", p.yahoo.quote_batch),
+            ("provider.tradier.quote_batch", p.tradier.quote_batch),
+        ] {
+            if !(1..=MAX_QUOTE_BATCH).contains(&batch) {
+                return Err((
+                    key.into(),
+                    format!("{batch} is outside 1..={MAX_QUOTE_BATCH}"),
+                ));
+            }
+        }
+        if let Some(dir) = &p.replay.dir
+            && !dir.is_dir()
+        {
+            return Err((
+                "provider.replay.dir".into(),
+                format!("{} is not a directory", dir.display()),
+            ));
+        }
+        Ok(())
+    }
+}
+
 impl JobsSettings {
     /// Every job's settings with its name, in a fixed order.
     pub fn iter(&self) -> impl Iterator<Item = (&'static str, &JobSettings)> {
@@ -524,6 +772,25 @@ fn positive(d: &HumanDuration, key: &str) -> Result<(), KeyProblem> {
     if d.get().is_zero() {
         return Err((key.into(), "must be greater than zero".into()));
     }
+    Ok(())
+}
+
+/// Fills `value` from `file` when the `<key>_file` form is used; both at once is a mistake, not a
+/// silent precedence rule.
+fn resolve_secret(
+    value: &mut Option<Secret>,
+    file: &Option<PathBuf>,
+    key: &str,
+) -> Result<(), KeyProblem> {
+    let Some(path) = file else { return Ok(()) };
+    let file_key = format!("{key}_file");
+    if value.is_some() {
+        return Err((
+            file_key,
+            format!("both {key} and {key}_file are set; keep one"),
+        ));
+    }
+    *value = Some(read_secret_file(path).map_err(|m| (file_key, m))?);
     Ok(())
 }
 
@@ -717,6 +984,97 @@ impl Serialize for HumanDuration {
 }
 
 impl<'de> Deserialize<'de> for HumanDuration {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+/// An `http://` or `https://` base URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpUrl(pub url::Url);
+
+impl Serialize for HttpUrl {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.0.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for HttpUrl {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let raw = String::deserialize(d)?;
+        let url = url::Url::parse(&raw)
+            .map_err(|e| serde::de::Error::custom(format!("invalid URL {raw:?}: {e}")))?;
+        if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+            return Err(serde::de::Error::custom(format!(
+                "{raw:?} is not an http:// or https:// URL"
+            )));
+        }
+        if url.password().is_some() || url.query().is_some() {
+            // Not echoed: the query or password is likely a secret.
+            return Err(serde::de::Error::custom(
+                "a base URL takes no query or password; put credentials in the api_key/token keys, not in the URL",
+            ));
+        }
+        Ok(HttpUrl(url))
+    }
+}
+
+/// A size in bytes written with a unit: `"8MiB"`, `"512KiB"`, `"1GiB"`, `"1048576B"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ByteSize(pub u64);
+
+impl fmt::Display for ByteSize {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        const UNITS: [(&str, u64); 3] = [("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)];
+        for (unit, size) in UNITS {
+            if self.0 >= size && self.0 % size == 0 {
+                return write!(f, "{}{unit}", self.0 / size);
+            }
+        }
+        write!(f, "{}B", self.0)
+    }
+}
+
+impl std::str::FromStr for ByteSize {
+    type Err = String;
+    fn from_str(raw: &str) -> Result<Self, String> {
+        let s = raw.trim();
+        let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+        let (digits, unit) = s.split_at(split);
+        let multiplier: u64 = match unit.trim() {
+            "B" => 1,
+            "KiB" => 1 << 10,
+            "MiB" => 1 << 20,
+            "GiB" => 1 << 30,
+            "kB" | "KB" => 1_000,
+            "MB" => 1_000_000,
+            "GB" => 1_000_000_000,
+            _ => {
+                return Err(format!(
+                    "invalid size {raw:?}; write e.g. \"512KiB\", \"8MiB\", \"1GiB\""
+                ));
+            }
+        };
+        digits
+            .parse::<u64>()
+            .ok()
+            .and_then(|n| n.checked_mul(multiplier))
+            .map(ByteSize)
+            .ok_or_else(|| {
+                format!("invalid size {raw:?}; write e.g. \"512KiB\", \"8MiB\", \"1GiB\"")
+            })
+    }
+}
+
+impl Serialize for ByteSize {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for ByteSize {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         String::deserialize(d)?
             .parse()

@@ -47,6 +47,14 @@ impl Ticker {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// A hash of the symbol that is the same in every build and on every machine (FNV-1a), for
+    /// splitting work into shards and for mapping tickers onto recordings.
+    pub fn stable_hash(&self) -> u64 {
+        self.0.bytes().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
+            (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3)
+        })
+    }
 }
 
 impl std::str::FromStr for Ticker {
@@ -88,6 +96,19 @@ mod tests {
                 "{raw:?}"
             );
         }
+    }
+
+    #[test]
+    fn the_stable_hash_is_fnv1a() {
+        // Reference values of 64-bit FNV-1a.
+        assert_eq!(
+            Ticker::parse(b"A").unwrap().stable_hash(),
+            0xaf63_fc4c_8602_22ec
+        );
+        assert_ne!(
+            Ticker::parse(b"AAPL").unwrap().stable_hash(),
+            Ticker::parse(b"MSFT").unwrap().stable_hash()
+        );
     }
 
     #[test]

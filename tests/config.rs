@@ -416,3 +416,122 @@ fn market_and_ttl_values_are_checked_with_their_path() {
         Duration::from_secs(7200)
     );
 }
+
+#[test]
+fn provider_chains_are_checked_against_what_each_provider_can_do() {
+    let e = load_err(None, &[("FCW_PROVIDER__STOCK", "polygon,yahoo")]);
+    assert!(
+        e.starts_with(
+            "provider.polygon.api_key: polygon is in a provider chain but has no api_key"
+        ),
+        "{e}"
+    );
+    let e = load_err(
+        None,
+        &[
+            ("FCW_PROVIDER__EARNINGS", "tradier"),
+            ("FCW_PROVIDER__TRADIER__TOKEN", "x"),
+        ],
+    );
+    assert!(
+        e.starts_with("provider.earnings: tradier has no earnings data; use yahoo or replay"),
+        "{e}"
+    );
+    let e = load_err(None, &[("FCW_PROVIDER__OPTIONS", "yahoo,bloomberg")]);
+    assert!(
+        e.starts_with("provider.options[1]: unknown variant `bloomberg`"),
+        "{e}"
+    );
+    let e = load_err(None, &[("FCW_PROVIDER__STOCK", "yahoo,yahoo")]);
+    assert!(
+        e.starts_with("provider.stock: yahoo is listed twice"),
+        "{e}"
+    );
+    let e = load_err(None, &[("FCW_PROVIDER__STOCK", "")]);
+    assert!(
+        e.starts_with("provider.stock: name at least one provider"),
+        "{e}"
+    );
+    let e = load_err(None, &[("FCW_PROVIDER__MAX_BODY", "8 parsecs")]);
+    assert!(
+        e.starts_with("provider.max_body: invalid size \"8 parsecs\""),
+        "{e}"
+    );
+    let e = load_err(
+        None,
+        &[("FCW_PROVIDER__YAHOO__BASE_URL", "ftp://example.com")],
+    );
+    assert!(
+        e.starts_with(
+            "provider.yahoo.base_url: \"ftp://example.com\" is not an http:// or https:// URL"
+        ),
+        "{e}"
+    );
+    let e = load_err(
+        None,
+        &[(
+            "FCW_PROVIDER__POLYGON__BASE_URL",
+            "https://api.massive.com/?apiKey=SECRET",
+        )],
+    );
+    assert!(e.contains("not in the URL") && !e.contains("SECRET"), "{e}");
+    let e = load_err(None, &[("FCW_PROVIDER__YAHOO__REQUESTS_PER_SECOND", "-1")]);
+    assert!(
+        e.starts_with("provider.yahoo.requests_per_second: -1 is not a rate"),
+        "{e}"
+    );
+    let e = load_err(None, &[("FCW_PROVIDER__YAHOO__QUOTE_BATCH", "0")]);
+    assert!(
+        e.starts_with("provider.yahoo.quote_batch: 0 is outside 1..=200"),
+        "{e}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(dir.path(), "x.toml", "[jobs.stock]\nexpirations = 3\n");
+    let e = load_err(Some(&file), &[]);
+    assert!(
+        e.starts_with("jobs.stock.expirations: only jobs.options has expirations"),
+        "{e}"
+    );
+    let e = load_err(None, &[("FCW_PROVIDER__REPLAY__DIR", "/nonexistent")]);
+    assert!(
+        e.starts_with("provider.replay.dir: /nonexistent is not a directory"),
+        "{e}"
+    );
+}
+
+#[test]
+fn provider_keys_come_from_files_or_the_environment_and_stay_hidden() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = write(dir.path(), "polygon-key", "pk_FROM_FILE\n");
+    let s = config::load_from(
+        None,
+        env(&[
+            ("FCW_PROVIDER__STOCK", "polygon,tradier,yahoo"),
+            ("FCW_PROVIDER__POLYGON__API_KEY_FILE", key.to_str().unwrap()),
+            ("FCW_PROVIDER__TRADIER__TOKEN", "tk_FROM_ENV"),
+            ("FCW_PROVIDER__YAHOO__REQUESTS_PER_SECOND", "0.5"),
+            ("FCW_PROVIDER__MAX_BODY", "512KiB"),
+        ]),
+    )
+    .unwrap();
+    assert_eq!(
+        s.provider.polygon.api_key.as_ref().unwrap().expose(),
+        "pk_FROM_FILE"
+    );
+    assert_eq!(
+        s.provider.tradier.token.as_ref().unwrap().expose(),
+        "tk_FROM_ENV"
+    );
+    assert_eq!(s.provider.yahoo.requests_per_second, 0.5);
+    assert_eq!(s.provider.max_body.0, 512 * 1024);
+    let shown = format!("{s:?}\n{}", s.to_redacted_toml());
+    assert!(
+        !shown.contains("FROM_FILE") && !shown.contains("FROM_ENV"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("api_key = \"***\"") && shown.contains("token = \"***\""),
+        "{shown}"
+    );
+    assert!(shown.contains("max_body = \"512KiB\""), "{shown}");
+}
