@@ -2,14 +2,19 @@
 //! map each to its documented exit code.
 
 use std::io::Write;
+use std::sync::Arc;
 
 use chrono::Utc;
 
 use crate::calendar::Calendar;
-use crate::cli::{Command, JobArg};
+use crate::cli::Command;
 use crate::config::{ConfigError, Settings};
 use crate::explain;
+use crate::jobs::{JobName, RunOptions, Shard, Shared};
 use crate::local_redis::LocalRedisError;
+use crate::provider::{Providers, SetupError};
+use crate::runner::{Outcome, RunResult, Runner};
+use crate::scheduler;
 use crate::shutdown::{Shutdown, Signal};
 use crate::store::{Store, StoreError};
 use crate::ttl::TtlPolicy;
@@ -22,8 +27,12 @@ pub enum AppError {
     Redis(#[from] StoreError),
     #[error(transparent)]
     LocalRedis(#[from] LocalRedisError),
-    #[error("job `{0}` is not available in this version")]
-    JobUnavailable(&'static str),
+    #[error("config error: {0}")]
+    Setup(#[from] SetupError),
+    #[error("usage error: {0}")]
+    Usage(String),
+    #[error("{}", failed_jobs(.0))]
+    JobsFailed(Vec<(JobName, String)>),
     #[error("interrupted by {0:?} before the job finished")]
     Interrupted(Signal),
     #[error("cannot write output: {0}")]
@@ -35,12 +44,12 @@ impl AppError {
     /// 130/143 interrupted.
     pub fn exit_code(&self) -> u8 {
         match self {
-            AppError::Config(_) => 2,
+            AppError::Config(_) | AppError::Setup(_) | AppError::Usage(_) => 2,
             AppError::Redis(e) if e.is_unreachable() => 3,
             AppError::Interrupted(signal) => signal.exit_code(),
             AppError::Redis(_)
             | AppError::LocalRedis(_)
-            | AppError::JobUnavailable(_)
+            | AppError::JobsFailed(_)
             | AppError::Output(_) => 1,
         }
     }
@@ -55,8 +64,23 @@ pub async fn execute(
 ) -> Result<(), AppError> {
     match command {
         Command::CheckConfig { connect } => check_config(&settings, connect, out).await,
-        Command::Run => run(&settings, shutdown).await,
-        Command::Once { job } => once(&settings, job).await,
+        Command::Run => run(settings, shutdown).await,
+        Command::Once {
+            job,
+            force,
+            shard,
+            shards,
+            completion_index,
+        } => {
+            let shard = match (shard, shards, completion_index) {
+                (Some(shard), _, _) => Some(shard),
+                (None, Some(count), Some(index)) => {
+                    Some(Shard::new(index, count).map_err(AppError::Usage)?)
+                }
+                _ => None,
+            };
+            once(settings, job.jobs(), RunOptions { force, shard }, shutdown).await
+        }
         Command::Calendar { from, to, json } => {
             let cal = Calendar::from_settings(&settings.market);
             Ok(explain::calendar(&cal, from, to, Utc::now(), json, out)?)
@@ -71,7 +95,7 @@ pub async fn execute(
             let at = at.map_or_else(Utc::now, |t| t.with_timezone(&Utc));
             Ok(explain::ttl(&cal, &policy, at, earnings_date, json, out)?)
         }
-        Command::Demo { redis_url } => crate::demo::run(settings, redis_url, out).await,
+        Command::Demo { redis_url } => crate::demo::run(settings, redis_url, shutdown, out).await,
     }
 }
 
@@ -96,22 +120,68 @@ async fn check_config(
     Ok(())
 }
 
-/// The daemon. Until the scheduler lands it holds the Redis handle and waits for a signal.
-async fn run(settings: &Settings, shutdown: Shutdown) -> Result<(), AppError> {
+/// The parts every run shares, on a Redis handle that is connected or not.
+pub fn shared(settings: Settings, store: Store) -> Result<Arc<Shared>, AppError> {
+    Ok(Arc::new(Shared {
+        providers: Providers::from_settings(&settings)?,
+        calendar: Calendar::from_settings(&settings.market),
+        policy: TtlPolicy::from_settings(&settings.ttl),
+        store,
+        settings,
+    }))
+}
+
+/// The daemon: every enabled job on its schedule until a signal. Starts while Redis is down
+/// (the runs fail and log it until it is back) and exits 0 after a clean shutdown.
+async fn run(settings: Settings, shutdown: Shutdown) -> Result<(), AppError> {
     let store = Store::lazy(&settings.redis)?;
-    tracing::info!(redis = store.address(), "daemon started");
-    shutdown.requested().await;
+    let runner = Runner::new(shared(settings, store)?, shutdown.clone());
+    tracing::info!(redis = runner.shared().store.address(), "daemon started");
+    scheduler::run(runner, shutdown.clone()).await;
     tracing::info!(signal = ?shutdown.signal(), "daemon stopped");
     Ok(())
 }
 
-async fn once(settings: &Settings, job: JobArg) -> Result<(), AppError> {
-    Store::connect(&settings.redis).await?;
-    Err(AppError::JobUnavailable(match job {
-        JobArg::Stock => "stock",
-        JobArg::Options => "options",
-        JobArg::Earnings => "earnings",
-        JobArg::Integrity => "integrity",
-        JobArg::All => "all",
-    }))
+/// Runs `jobs` once each, in order. Redis must answer first (exit 3 otherwise).
+pub async fn once(
+    settings: Settings,
+    jobs: Vec<JobName>,
+    options: RunOptions,
+    shutdown: Shutdown,
+) -> Result<(), AppError> {
+    let store = Store::connect(&settings.redis).await?;
+    let runner = Runner::new(shared(settings, store)?, shutdown);
+    run_jobs(&runner, &jobs, options).await.map(drop)
+}
+
+/// Runs `jobs` in order on `runner`; the results, or why it stopped.
+pub async fn run_jobs(
+    runner: &Runner,
+    jobs: &[JobName],
+    options: RunOptions,
+) -> Result<Vec<RunResult>, AppError> {
+    let mut results = Vec::new();
+    let mut failed = Vec::new();
+    for &job in jobs {
+        let result = runner.run(job, options).await;
+        match &result.outcome {
+            Outcome::Interrupted(signal) => return Err(AppError::Interrupted(*signal)),
+            Outcome::Failed(why) => failed.push((job, why.clone())),
+            Outcome::Ok | Outcome::SkippedLock => {}
+        }
+        results.push(result);
+    }
+    if failed.is_empty() {
+        Ok(results)
+    } else {
+        Err(AppError::JobsFailed(failed))
+    }
+}
+
+fn failed_jobs(failed: &[(JobName, String)]) -> String {
+    failed
+        .iter()
+        .map(|(job, why)| format!("job {job} failed: {why}"))
+        .collect::<Vec<_>>()
+        .join("; ")
 }

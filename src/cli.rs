@@ -6,6 +6,8 @@ use std::path::PathBuf;
 use chrono::{DateTime, FixedOffset, NaiveDate};
 use clap::{Parser, Subcommand, ValueEnum};
 
+use crate::jobs::{JobName, Shard};
+
 #[derive(Debug, Parser)]
 #[command(
     name = "finance-cache-warmer",
@@ -31,6 +33,18 @@ pub enum Command {
     Once {
         /// The job to run.
         job: JobArg,
+        /// Fetch every ticker, even those whose cached value is still fresh.
+        #[arg(long)]
+        force: bool,
+        /// Only the tickers in shard I of N (by a stable hash of the symbol), e.g. 0/4.
+        #[arg(long, value_name = "I/N", conflicts_with = "shards")]
+        shard: Option<Shard>,
+        /// Split into N shards and take the one in JOB_COMPLETION_INDEX (a Kubernetes Indexed Job).
+        #[arg(long, value_name = "N", requires = "completion_index")]
+        shards: Option<u32>,
+        /// The shard index for --shards; Kubernetes Indexed Jobs set it.
+        #[arg(long, env = "JOB_COMPLETION_INDEX", hide = true)]
+        completion_index: Option<u32>,
     },
     /// Load and validate the config, then print it as TOML with secrets shown as ***.
     CheckConfig {
@@ -79,4 +93,17 @@ pub enum JobArg {
     Earnings,
     Integrity,
     All,
+}
+
+impl JobArg {
+    /// The jobs to run, in order (`all`: the cheap ones first).
+    pub fn jobs(self) -> Vec<JobName> {
+        match self {
+            JobArg::Stock => vec![JobName::Stock],
+            JobArg::Options => vec![JobName::Options],
+            JobArg::Earnings => vec![JobName::Earnings],
+            JobArg::Integrity => vec![JobName::Integrity],
+            JobArg::All => JobName::ALL.to_vec(),
+        }
+    }
 }

@@ -31,7 +31,17 @@ pub struct Settings {
     pub market: MarketSettings,
     pub ttl: TtlSettings,
     pub provider: ProviderSettings,
+    pub scheduler: SchedulerSettings,
     pub jobs: JobsSettings,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SchedulerSettings {
+    pub shutdown_grace: HumanDuration,
+    pub lock_ttl: HumanDuration,
+    pub batch_size: u32,
+    pub scan_count: u32,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -216,6 +226,11 @@ impl TradierSettings {
     }
 }
 
+/// The shortest lock lease: renewals every third of it must fit several Redis round trips.
+pub const MIN_LOCK_TTL: Duration = Duration::from_secs(3);
+/// Largest batch or SSCAN COUNT: bigger pipelines only add latency and memory.
+pub const MAX_BATCH: u32 = 10_000;
+
 /// Most symbols one quote request may carry.
 pub const MAX_QUOTE_BATCH: u32 = 200;
 
@@ -234,6 +249,9 @@ pub struct JobSettings {
     pub enabled: bool,
     pub schedule: Schedule,
     pub timeout: HumanDuration,
+    pub max_failure_ratio: f64,
+    pub refresh_ahead: f64,
+    pub run_on_start: bool,
     /// `jobs.options` only: how many of the nearest expiries to fetch (0 = all).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expirations: Option<u32>,
@@ -569,6 +587,37 @@ impl Settings {
         })?;
         for (name, job) in self.jobs.iter() {
             positive(&job.timeout, &format!("jobs.{name}.timeout"))?;
+            for (key, value) in [
+                ("max_failure_ratio", job.max_failure_ratio),
+                ("refresh_ahead", job.refresh_ahead),
+            ] {
+                if !(0.0..=1.0).contains(&value) {
+                    return Err((
+                        format!("jobs.{name}.{key}"),
+                        format!("{value} is not a fraction in [0, 1]"),
+                    ));
+                }
+            }
+        }
+        let sch = &self.scheduler;
+        positive(&sch.shutdown_grace, "scheduler.shutdown_grace")?;
+        if sch.lock_ttl.get() < MIN_LOCK_TTL {
+            return Err((
+                "scheduler.lock_ttl".into(),
+                format!(
+                    "{} is below the {} minimum",
+                    sch.lock_ttl,
+                    HumanDuration(MIN_LOCK_TTL)
+                ),
+            ));
+        }
+        for (key, value) in [
+            ("scheduler.batch_size", sch.batch_size),
+            ("scheduler.scan_count", sch.scan_count),
+        ] {
+            if !(1..=MAX_BATCH).contains(&value) {
+                return Err((key.into(), format!("{value} is outside 1..={MAX_BATCH}")));
+            }
         }
         Ok(())
     }

@@ -1,36 +1,51 @@
 //! `demo`: the whole program offline, on a private `redis-server`, in one command.
 //!
-//! It fills a sample watchlist, runs every job once and prints what landed in the cache. Jobs that
-//! this version does not have yet are listed as such.
+//! It fills a sample watchlist, runs every job once through the same runner as the daemon, with
+//! the `replay` provider (recorded answers, no network), and prints what landed in the cache.
 
 use std::io::Write;
 
-use crate::app::AppError;
-use crate::config::{RedisUrl, Settings};
+use crate::app::{self, AppError};
+use crate::config::{ConfigError, ProviderName, RedisUrl, Settings};
+use crate::jobs::{self, JobName, RunOptions};
 use crate::keys::{self, CacheKind};
 use crate::local_redis::{LocalRedis, LocalRedisOptions};
-use crate::store::Store;
+use crate::model::{Earnings, OptionsChain, StockQuote};
+use crate::runner::Runner;
+use crate::shutdown::Shutdown;
+use crate::store::{Store, StoreError};
 use crate::ticker::Ticker;
 
-/// A watchlist with a bit of everything: large caps, an ETF, a class share, an index, FX, crypto.
+/// A watchlist with a bit of everything: large caps, an ETF, a class share, an index, FX, crypto,
+/// and one member that is not a ticker (counted as invalid, never fetched).
 pub const SAMPLE_WATCHLIST: &[&str] = &[
-    "AAPL", "MSFT", "GOOG", "AMZN", "ABBV", "QQQ", "BRK-B", "^GSPC", "EURUSD=X", "BTC-USD",
+    "AAPL",
+    "MSFT",
+    "GOOG",
+    "AMZN",
+    "ABBV",
+    "QQQ",
+    "BRK-B",
+    "^GSPC",
+    "EURUSD=X",
+    "BTC-USD",
+    "not a ticker!",
 ];
 
 pub async fn run(
     mut settings: Settings,
     redis_url: Option<String>,
+    shutdown: Shutdown,
     out: &mut dyn Write,
 ) -> Result<(), AppError> {
     // Held until the end: dropping it stops the private server.
     let _private = match redis_url {
         Some(url) => {
-            settings.redis.url =
-                RedisUrl::parse(&url).map_err(|message| crate::config::ConfigError::Invalid {
-                    key: "--redis-url".into(),
-                    message,
-                    origin: Default::default(),
-                })?;
+            settings.redis.url = RedisUrl::parse(&url).map_err(|message| ConfigError::Invalid {
+                key: "--redis-url".into(),
+                message,
+                origin: Default::default(),
+            })?;
             None
         }
         None => {
@@ -41,52 +56,117 @@ pub async fn run(
             Some(server)
         }
     };
+    let p = &mut settings.provider;
+    (p.stock, p.options, p.earnings) = (
+        vec![ProviderName::Replay],
+        vec![ProviderName::Replay],
+        vec![ProviderName::Replay],
+    );
     let store = Store::connect(&settings.redis).await?;
+    let command_failed = |what, source| StoreError::Command {
+        address: store.address().to_owned(),
+        what,
+        source,
+    };
     let mut conn = store.connection();
     let _: usize = redis::cmd("SADD")
         .arg(keys::WATCHLIST)
         .arg(SAMPLE_WATCHLIST)
         .query_async(&mut conn)
         .await
-        .map_err(|source| crate::store::StoreError::Command {
-            address: store.address().to_owned(),
-            what: "SADD watchlist",
-            source,
-        })?;
+        .map_err(|e| command_failed("SADD watchlist", e))?;
     writeln!(
         out,
-        "demo: Redis at {}, watchlist {} with {} tickers",
+        "demo: Redis at {}, {} with {} members, provider replay (recorded answers)\n",
         store.address(),
         keys::WATCHLIST,
         SAMPLE_WATCHLIST.len()
     )?;
-    writeln!(
-        out,
-        "jobs not available in this version: stock, options, earnings, integrity"
-    )?;
-    writeln!(out)?;
-    writeln!(out, "{:<34} {:>8}", "KEY", "TTL (s)")?;
+    let runner = Runner::new(app::shared(settings, store.clone())?, shutdown);
+    let available: Vec<JobName> = JobName::ALL
+        .into_iter()
+        .filter(|j| jobs::job(*j).is_some())
+        .collect();
+    let results = app::run_jobs(&runner, &available, RunOptions::default()).await?;
+    for r in &results {
+        let rep = &r.report;
+        writeln!(
+            out,
+            "{:<9} {:<7} {:>5} ms  seen {} invalid {} written {} unknown {} failed {}",
+            r.job.as_str(),
+            r.outcome.as_str(),
+            r.duration.as_millis(),
+            rep.seen,
+            rep.invalid,
+            rep.written,
+            rep.unknown,
+            rep.failed
+        )?;
+    }
+    writeln!(out, "\n{:<34} {:>8}  VALUE", "KEY", "TTL (s)")?;
     for symbol in SAMPLE_WATCHLIST {
-        let ticker: Ticker = symbol.parse().expect("sample tickers are valid");
+        let Ok(ticker) = symbol.parse::<Ticker>() else {
+            continue;
+        };
         for kind in CacheKind::ALL {
             let key = keys::cache(kind, &ticker);
-            let ttl: i64 = redis::cmd("TTL")
+            let (ttl, value): (i64, Option<Vec<u8>>) = redis::pipe()
+                .cmd("TTL")
+                .arg(&key)
+                .cmd("GET")
                 .arg(&key)
                 .query_async(&mut conn)
                 .await
-                .map_err(|source| crate::store::StoreError::Command {
-                    address: store.address().to_owned(),
-                    what: "TTL",
-                    source,
-                })?;
-            let shown = if ttl < 0 {
-                "missing".to_owned()
-            } else {
-                ttl.to_string()
-            };
-            writeln!(out, "{key:<34} {shown:>8}")?;
+                .map_err(|e| command_failed("TTL/GET", e))?;
+            let shown = value.map_or_else(|| "(missing)".to_owned(), |v| describe(kind, &v));
+            writeln!(out, "{key:<34} {ttl:>8}  {shown}")?;
         }
     }
     out.flush()?;
     Ok(())
+}
+
+/// A few fields of a cached value, for the table.
+fn describe(kind: CacheKind, value: &[u8]) -> String {
+    let unreadable = || "(unreadable)".to_owned();
+    match kind {
+        CacheKind::Stock => serde_json::from_slice::<StockQuote>(value).map_or_else(
+            |_| unreadable(),
+            |q| {
+                let change = q
+                    .change_percent
+                    .map_or_else(String::new, |c| format!(" ({c:+.2}%)"));
+                format!(
+                    "{} {}{change}",
+                    q.price,
+                    q.currency.as_deref().unwrap_or("")
+                )
+            },
+        ),
+        CacheKind::Options => serde_json::from_slice::<OptionsChain>(value).map_or_else(
+            |_| unreadable(),
+            |c| {
+                let contracts: usize = c.chains.iter().map(|e| e.calls.len() + e.puts.len()).sum();
+                format!(
+                    "{} expiries listed, {} fetched, {contracts} contracts",
+                    c.expirations.len(),
+                    c.chains.len()
+                )
+            },
+        ),
+        CacheKind::Earnings => serde_json::from_slice::<Earnings>(value).map_or_else(
+            |_| unreadable(),
+            |e| match e.earnings_date {
+                Some(d) => format!(
+                    "next earnings {d}{}",
+                    if e.is_estimate == Some(true) {
+                        " (estimate)"
+                    } else {
+                        ""
+                    }
+                ),
+                None => "no earnings (ETF, fund, FX or crypto)".to_owned(),
+            },
+        ),
+    }
 }

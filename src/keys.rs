@@ -40,6 +40,15 @@ pub fn cache(kind: CacheKind, ticker: &Ticker) -> String {
     format!("finance:cache:{}:{}", kind.as_str(), ticker.as_str())
 }
 
+/// The lock a run of `job` holds (`finance:lock:job:stock`); a sharded run locks its shard only
+/// (`finance:lock:job:stock:shard:2-of-8`), so shards run in parallel but each once.
+pub fn job_lock(job: &str, shard: Option<(u32, u32)>) -> String {
+    match shard {
+        None => format!("finance:lock:job:{job}"),
+        Some((index, count)) => format!("finance:lock:job:{job}:shard:{index}-of-{count}"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

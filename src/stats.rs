@@ -1,8 +1,44 @@
 //! The Prometheus series the daemon records, named in one place. Recording goes through the
 //! `metrics` facade: without an installed exporter (the CLI commands) it costs nothing.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use crate::provider::ProviderError;
 use crate::provider::http::Reply;
+
+/// Counts of one run, for its summary line. The counters live in a task-local, so everything a
+/// run's task does (including the futures it polls concurrently) counts toward that run only,
+/// while jobs running at the same time keep separate counts.
+#[derive(Debug, Default)]
+pub struct RunCounters {
+    pub upstream_requests: AtomicU64,
+    pub upstream_retries: AtomicU64,
+    pub redis_round_trips: AtomicU64,
+}
+
+tokio::task_local! {
+    static RUN: Arc<RunCounters>;
+}
+
+/// Runs `f` with `counters` collecting what it does.
+pub async fn counting<F: Future>(counters: Arc<RunCounters>, f: F) -> F::Output {
+    RUN.scope(counters, f).await
+}
+
+fn bump(field: fn(&RunCounters) -> &AtomicU64) {
+    let _ = RUN.try_with(|c| field(c).fetch_add(1, Ordering::Relaxed));
+}
+
+/// One Redis round trip (a command or a pipeline).
+pub fn redis_round_trip() {
+    bump(|c| &c.redis_round_trips);
+}
+
+/// `fcw_redis_errors_total`: failed Redis round trips.
+pub fn redis_error() {
+    metrics::counter!("fcw_redis_errors_total").increment(1);
+}
 
 /// `fcw_upstream_requests_total{provider, endpoint, status}`: every HTTP attempt, by status class
 /// (`2xx`, `4xx`, `5xx`, ...) or `timeout` / `error` when no status came back.
@@ -24,6 +60,7 @@ pub fn upstream_request(
     };
     metrics::counter!("fcw_upstream_requests_total", "provider" => provider, "endpoint" => endpoint, "status" => status)
         .increment(1);
+    bump(|c| &c.upstream_requests);
 }
 
 /// `fcw_upstream_retries_total{provider, endpoint}`.
@@ -48,4 +85,40 @@ pub fn breaker_state(provider: &'static str, open: bool) {
     if open {
         metrics::counter!("fcw_circuit_breaker_opened_total", "provider" => provider).increment(1);
     }
+}
+
+/// The metrics of a finished run: `fcw_runs_total{job, outcome}`,
+/// `fcw_run_duration_seconds{job}`, `fcw_tickers_total{job, outcome}` and, on success,
+/// `fcw_last_success_timestamp_seconds{job}` (what "cache not warmed for 15 minutes" alerts use).
+pub fn run_finished(
+    job: &'static str,
+    outcome: &'static str,
+    duration: std::time::Duration,
+    report: &crate::jobs::RunReport,
+) {
+    metrics::counter!("fcw_runs_total", "job" => job, "outcome" => outcome).increment(1);
+    metrics::histogram!("fcw_run_duration_seconds", "job" => job).record(duration.as_secs_f64());
+    for (what, n) in [
+        ("seen", report.seen),
+        ("invalid", report.invalid),
+        ("skipped_fresh", report.skipped_fresh),
+        ("fetched", report.fetched),
+        ("written", report.written),
+        ("unknown", report.unknown),
+        ("failed", report.failed),
+    ] {
+        metrics::counter!("fcw_tickers_total", "job" => job, "outcome" => what).increment(n);
+    }
+    if outcome == "ok" {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        metrics::gauge!("fcw_last_success_timestamp_seconds", "job" => job).set(now.as_secs_f64());
+    }
+}
+
+/// `fcw_runs_total{job, outcome="skipped_overlap"}`: a tick that found the previous run still
+/// going.
+pub fn run_skipped_overlap(job: &'static str) {
+    metrics::counter!("fcw_runs_total", "job" => job, "outcome" => "skipped_overlap").increment(1);
 }

@@ -6,6 +6,8 @@
 //! from `[redis]`. Redis Cluster (`redis.cluster_nodes`) is rejected by the config for now; this
 //! type is where a cluster connection will plug in.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::Duration;
 
 use backon::{ExponentialBuilder, Retryable};
@@ -13,6 +15,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{Client, IntoConnectionInfo, RedisError};
 
 use crate::config::RedisSettings;
+use crate::stats;
 
 /// Attempts for one idempotent command: the first plus this many retries. Enough to ride out the
 /// manager's reconnect after a dropped connection; a longer outage is the caller's to report.
@@ -21,9 +24,10 @@ const COMMAND_RETRIES: usize = 3;
 const RETRY_MIN_DELAY: Duration = Duration::from_millis(100);
 /// ... to this cap, with jitter so many workers do not retry in lockstep.
 const RETRY_MAX_DELAY: Duration = Duration::from_secs(2);
-/// Reconnect attempts the manager makes before it reports the server unreachable; with the same
-/// backoff that is at most about 3 s, so `once` fails fast (exit 3) but rides out a blip.
-const RECONNECT_RETRIES: usize = 5;
+/// Reconnect attempts the manager makes inside one command. Kept low: [`Store::retry`] already
+/// retries with backoff, and the two would multiply (a command during an outage would block for
+/// many seconds instead of failing in about 3).
+const RECONNECT_RETRIES: usize = 1;
 
 /// A Redis failure, naming the server (never its password).
 #[derive(Debug, thiserror::Error)]
@@ -57,7 +61,14 @@ impl StoreError {
 pub struct Store {
     conn: ConnectionManager,
     address: String,
+    /// Whether the last round trip worked ([`UP`], [`DOWN`] or [`UNKNOWN`]), so an outage is
+    /// logged once when it starts and once when it ends, not on every failed command.
+    health: Arc<AtomicU8>,
 }
+
+const UNKNOWN: u8 = 0;
+const UP: u8 = 1;
+const DOWN: u8 = 2;
 
 impl Store {
     /// Builds the handle without touching the network: the daemon must start (and report
@@ -66,16 +77,30 @@ impl Store {
         let (client, config) = client(settings)?;
         let conn = ConnectionManager::new_lazy_with_config(client, config)
             .map_err(|e| StoreError::Client(e.to_string()))?;
+        // The daemon starts optimistic, so Redis being down at start-up is logged as an outage.
         Ok(Store {
             conn,
             address: settings.url.address(),
+            health: Arc::new(AtomicU8::new(UP)),
         })
     }
 
-    /// Builds the handle and proves the server answers `PING`.
+    /// Builds the handle and proves the server answers `PING`, riding out a blip of a few
+    /// seconds.
     pub async fn connect(settings: &RedisSettings) -> Result<Store, StoreError> {
         let store = Store::lazy(settings)?;
-        store.ping().await?;
+        // Failing here is reported as this call's error, not also as an outage.
+        store.health.store(UNKNOWN, Ordering::Relaxed);
+        let address = store.address.clone();
+        store
+            .retry("PING", |mut conn| async move {
+                redis::cmd("PING").query_async::<String>(&mut conn).await
+            })
+            .await
+            .map_err(|e| match e {
+                StoreError::Command { source, .. } => StoreError::Unreachable { address, source },
+                other => other,
+            })?;
         Ok(store)
     }
 
@@ -91,14 +116,37 @@ impl Store {
 
     pub async fn ping(&self) -> Result<(), StoreError> {
         let mut conn = self.conn.clone();
-        redis::cmd("PING")
-            .query_async::<String>(&mut conn)
-            .await
-            .map(drop)
-            .map_err(|source| StoreError::Unreachable {
-                address: self.address.clone(),
-                source,
-            })
+        let result = redis::cmd("PING").query_async::<String>(&mut conn).await;
+        self.observe(&result);
+        result.map(drop).map_err(|source| StoreError::Unreachable {
+            address: self.address.clone(),
+            source,
+        })
+    }
+
+    /// Whether the last round trip reached the server.
+    pub fn is_up(&self) -> bool {
+        self.health.load(Ordering::Relaxed) != DOWN
+    }
+
+    /// Notes a round trip's outcome: counts it for the run, and logs the start and end of an
+    /// outage once each.
+    fn observe<T>(&self, result: &Result<T, RedisError>) {
+        stats::redis_round_trip();
+        match result {
+            Ok(_) => {
+                if self.health.swap(UP, Ordering::Relaxed) == DOWN {
+                    tracing::info!(redis = %self.address, "Redis is reachable again");
+                }
+            }
+            Err(e) if is_transient(e) => {
+                if self.health.swap(DOWN, Ordering::Relaxed) == UP {
+                    tracing::warn!(redis = %self.address, error = %e, "Redis is unreachable; retrying until it is back");
+                }
+                stats::redis_error();
+            }
+            Err(_) => stats::redis_error(),
+        }
     }
 
     /// The server's `redis_version` from `INFO server`.
@@ -128,22 +176,29 @@ impl Store {
     {
         let mut op = op;
         let conn = self.conn.clone();
-        (|| op(conn.clone()))
-            .retry(
-                ExponentialBuilder::default()
-                    .with_min_delay(RETRY_MIN_DELAY)
-                    .with_max_delay(RETRY_MAX_DELAY)
-                    .with_max_times(COMMAND_RETRIES)
-                    .with_jitter(),
-            )
-            .when(is_transient)
-            .notify(|e, delay| tracing::debug!(what, error = %e, ?delay, "retrying Redis command"))
-            .await
-            .map_err(|source| StoreError::Command {
-                address: self.address.clone(),
-                what,
-                source,
-            })
+        (|| {
+            let attempt = op(conn.clone());
+            async move {
+                let result = attempt.await;
+                self.observe(&result);
+                result
+            }
+        })
+        .retry(
+            ExponentialBuilder::default()
+                .with_min_delay(RETRY_MIN_DELAY)
+                .with_max_delay(RETRY_MAX_DELAY)
+                .with_max_times(COMMAND_RETRIES)
+                .with_jitter(),
+        )
+        .when(is_transient)
+        .notify(|e, delay| tracing::debug!(what, error = %e, ?delay, "retrying Redis command"))
+        .await
+        .map_err(|source| StoreError::Command {
+            address: self.address.clone(),
+            what,
+            source,
+        })
     }
 }
 

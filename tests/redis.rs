@@ -228,14 +228,3 @@ async fn the_daemon_starts_without_redis_and_stops_on_sigterm_with_exit_0() {
         "{rest:?}"
     );
 }
-
-#[tokio::test]
-async fn demo_runs_on_a_private_redis_server() {
-    let (code, out, err) = run(fcw().arg("demo"));
-    assert_eq!(code, Some(0), "{err}");
-    assert!(
-        out.contains("watchlist finance:watchlist with 10 tickers"),
-        "{out}"
-    );
-    assert!(out.contains("finance:cache:stock:AAPL"), "{out}");
-}

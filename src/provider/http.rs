@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use reqwest::header::{CONTENT_TYPE, HeaderMap, RETRY_AFTER};
-use serde::de::DeserializeOwned;
+use serde::Deserialize;
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 use url::Url;
@@ -73,8 +73,9 @@ impl Reply {
     }
 
     /// Decodes a JSON body, refusing another content type (an HTML error page, say).
-    pub fn json<T: DeserializeOwned>(
-        &self,
+    /// Types may borrow from the body (raw JSON slices).
+    pub fn json<'a, T: Deserialize<'a>>(
+        &'a self,
         provider: &'static str,
         endpoint: &'static str,
     ) -> Result<T, ProviderError> {

@@ -32,6 +32,16 @@ pub enum Fetched<T> {
     Unknown,
 }
 
+impl<T> Fetched<T> {
+    /// Applies `f` to a found value.
+    pub fn map<U>(self, f: impl FnOnce(T) -> U) -> Fetched<U> {
+        match self {
+            Fetched::Found(v) => Fetched::Found(f(v)),
+            Fetched::Unknown => Fetched::Unknown,
+        }
+    }
+}
+
 pub type TickerResult<T> = Result<Fetched<T>, ProviderError>;
 
 /// A provider failure, never carrying a secret: URLs are not included and keys travel in headers.

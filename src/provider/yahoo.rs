@@ -14,7 +14,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use chrono_tz::Tz;
 use reqwest::header::HeaderMap;
 use serde::Deserialize;
-use serde_json::Value;
+use serde_json::value::RawValue;
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 use url::Url;
@@ -308,15 +308,22 @@ fn count(v: Option<f64>) -> Option<u64> {
 // ---- v7 quote -------------------------------------------------------------------------------
 
 #[derive(Deserialize)]
-struct QuoteEnvelope {
-    #[serde(rename = "quoteResponse")]
-    quote_response: ResultList,
+struct QuoteEnvelope<'a> {
+    #[serde(rename = "quoteResponse", borrow)]
+    quote_response: ResultList<'a>,
+}
+
+/// Entries are kept as raw JSON and parsed one by one, so one malformed entry fails only its
+/// ticker, without building a `Value` tree for every entry of a large batch.
+#[derive(Deserialize)]
+struct ResultList<'a> {
+    #[serde(default, borrow)]
+    result: Option<Vec<&'a RawValue>>,
 }
 
 #[derive(Deserialize)]
-struct ResultList {
-    #[serde(default)]
-    result: Option<Vec<Value>>,
+struct EntrySymbol {
+    symbol: String,
 }
 
 #[derive(Deserialize)]
@@ -346,7 +353,7 @@ pub fn parse_quotes(
     source: &str,
     now: DateTime<Utc>,
 ) -> Vec<(Ticker, TickerResult<StockQuote>)> {
-    let entries: Result<Vec<Value>, ProviderError> = if reply.status == 200 {
+    let entries: Result<Vec<&RawValue>, ProviderError> = if reply.status == 200 {
         reply
             .json::<QuoteEnvelope>(NAME, "quote")
             .map(|e| e.quote_response.result.unwrap_or_default())
@@ -357,9 +364,9 @@ pub fn parse_quotes(
         Ok(entries) => entries,
         Err(e) => return asked.iter().map(|t| (t.clone(), Err(e.clone()))).collect(),
     };
-    let mut by_symbol: HashMap<String, Value> = HashMap::new();
+    let mut by_symbol: HashMap<String, &RawValue> = HashMap::new();
     for entry in entries {
-        if let Some(symbol) = entry.get("symbol").and_then(Value::as_str) {
+        if let Ok(EntrySymbol { symbol }) = serde_json::from_str(entry.get()) {
             by_symbol.insert(symbol.to_ascii_uppercase(), entry);
         }
     }
@@ -376,14 +383,14 @@ pub fn parse_quotes(
 }
 
 fn quote_from_entry(
-    entry: Value,
+    entry: &RawValue,
     ticker: &Ticker,
     tz: Tz,
     source: &str,
     now: DateTime<Utc>,
 ) -> TickerResult<StockQuote> {
     let raw: RawQuote =
-        serde_json::from_value(entry).map_err(|e| invalid(ticker, e.to_string()))?;
+        serde_json::from_str(entry.get()).map_err(|e| invalid(ticker, e.to_string()))?;
     let Some(price) = raw.regular_market_price else {
         return Ok(Fetched::Unknown);
     };

@@ -108,3 +108,100 @@ pub fn assert_schema(kind: &str, value: &serde_json::Value) {
         "{kind} value does not match its schema: {errors:?}\n{value}"
     );
 }
+
+/// The JSON log lines in `stderr` whose message is `message`.
+pub fn log_lines(stderr: &str, message: &str) -> Vec<serde_json::Value> {
+    stderr
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["message"] == message)
+        .collect()
+}
+
+/// The one "run finished" summary of a `once` run for `job`.
+pub fn summary(stderr: &str, job: &str) -> serde_json::Value {
+    let mut found: Vec<_> = log_lines(stderr, "run finished")
+        .into_iter()
+        .filter(|v| v["job"] == job)
+        .collect();
+    assert_eq!(found.len(), 1, "one summary for {job} in:\n{stderr}");
+    found.remove(0)
+}
+
+/// Polls `check` every 20 ms until it returns `Some`, or panics after `secs` seconds.
+pub async fn eventually<T, F, Fut>(secs: u64, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+/// A plain connection to a test server, for arranging and inspecting data.
+pub async fn conn(server: &LocalRedis) -> redis::aio::MultiplexedConnection {
+    redis::Client::open(server.url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap()
+}
+
+/// Answers a Yahoo v7 quote request for whatever symbols it asks: the recorded AAPL quote
+/// (`tests/fixtures/yahoo/quote_AAPL_2026-10.json`) relabelled per symbol, so any watchlist gets
+/// answers in exactly the recorded shape. The entry is serialised once, so the server side of a
+/// benchmark costs little.
+pub struct RecordedQuotes {
+    /// The recorded entry as JSON, split around its symbol.
+    before: String,
+    after: String,
+    delay: std::time::Duration,
+}
+
+impl RecordedQuotes {
+    pub fn new(delay: std::time::Duration) -> RecordedQuotes {
+        let recorded: serde_json::Value =
+            serde_json::from_slice(&fixture("yahoo/quote_AAPL_2026-10.json")).unwrap();
+        let mut entry = recorded["quoteResponse"]["result"][0].clone();
+        entry["symbol"] = "\u{1}SYMBOL\u{1}".into();
+        let text = serde_json::to_string(&entry).unwrap();
+        let (before, after) = text.split_once("\\u0001SYMBOL\\u0001").unwrap();
+        RecordedQuotes {
+            before: before.to_owned(),
+            after: after.to_owned(),
+            delay,
+        }
+    }
+}
+
+impl wiremock::Respond for RecordedQuotes {
+    fn respond(&self, request: &wiremock::Request) -> wiremock::ResponseTemplate {
+        let symbols = request
+            .url
+            .query_pairs()
+            .find(|(k, _)| k == "symbols")
+            .map(|(_, v)| v.into_owned())
+            .unwrap_or_default();
+        let entries: Vec<String> = symbols
+            .split(',')
+            .filter(|s| !s.is_empty())
+            .map(|s| format!("{}{}{}", self.before, s, self.after))
+            .collect();
+        let body = format!(
+            r#"{{"quoteResponse":{{"result":[{}],"error":null}}}}"#,
+            entries.join(",")
+        );
+        wiremock::ResponseTemplate::new(200)
+            .set_body_raw(body, "application/json")
+            .set_delay(self.delay)
+    }
+}

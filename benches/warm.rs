@@ -1,0 +1,127 @@
+//! Warms a large watchlist against a local upstream with 20 ms latency and reports throughput,
+//! upstream requests, Redis round trips and the daemon's peak memory, next to the ideal time.
+//!
+//! `cargo bench --bench warm` (BENCH_TICKERS=100000 for a bigger run). It runs the real binary
+//! (`once stock --force`) against a private redis-server; the upstream answers every quote batch
+//! with the recorded Yahoo quote relabelled per symbol.
+
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use redis::AsyncCommands;
+use support::{RecordedQuotes, conn, fcw, fixture, redis, summary};
+use wiremock::matchers::path;
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+const LATENCY: Duration = Duration::from_millis(20);
+
+#[tokio::main]
+async fn main() {
+    let tickers: usize = std::env::var("BENCH_TICKERS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10_000);
+    let server = redis().await;
+    let upstream = MockServer::start().await;
+    Mock::given(path("/cookie"))
+        .respond_with(ResponseTemplate::new(404))
+        .mount(&upstream)
+        .await;
+    Mock::given(path("/v1/test/getcrumb"))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_raw(fixture("yahoo/getcrumb_ok.txt"), "text/plain"),
+        )
+        .mount(&upstream)
+        .await;
+    Mock::given(path("/v7/finance/quote"))
+        .respond_with(RecordedQuotes::new(LATENCY))
+        .mount(&upstream)
+        .await;
+
+    let mut c = conn(&server).await;
+    let symbols: Vec<String> = (0..tickers).map(|i| format!("B{i:06}")).collect();
+    for chunk in symbols.chunks(5_000) {
+        let _: () = c.sadd("finance:watchlist", chunk).await.unwrap();
+    }
+
+    let (batch, concurrency) = (50usize, 4usize);
+    let mut cmd = tokio::process::Command::from(fcw());
+    cmd.args(["once", "stock", "--force"])
+        .env("FCW_REDIS__URL", server.url())
+        .env("FCW_PROVIDER__YAHOO__BASE_URL", upstream.uri())
+        .env(
+            "FCW_PROVIDER__YAHOO__COOKIE_URL",
+            format!("{}/cookie", upstream.uri()),
+        )
+        .env("FCW_PROVIDER__YAHOO__REQUESTS_PER_SECOND", "0")
+        .env("FCW_PROVIDER__YAHOO__QUOTE_BATCH", batch.to_string())
+        .env(
+            "FCW_PROVIDER__YAHOO__MAX_CONCURRENCY",
+            concurrency.to_string(),
+        )
+        .env("FCW_LOG__FORMAT", "json")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let started = Instant::now();
+    let child = cmd.spawn().unwrap();
+    let pid = child.id().unwrap();
+    let peak = tokio::spawn(async move {
+        // VmHWM is the process's own peak resident set; the last reading before exit is the peak.
+        let mut peak_kib = 0u64;
+        while let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) {
+            if let Some(kib) = status
+                .lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            {
+                peak_kib = kib;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        peak_kib
+    });
+    let output = child.wait_with_output().await.unwrap();
+    let wall = started.elapsed();
+    let peak_kib = peak.await.unwrap();
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{err}");
+    let s = summary(&err, "stock");
+    let written = s["written"].as_u64().unwrap();
+    assert_eq!(written as usize, tickers, "every ticker written");
+    let requests = tickers.div_ceil(batch);
+    let ideal = LATENCY * requests as u32 / concurrency as u32;
+    let keys: usize = redis::cmd("DBSIZE").query_async(&mut c).await.unwrap();
+    println!(
+        "warm benchmark: {tickers} tickers, upstream latency {LATENCY:?}, quote_batch {batch}, max_concurrency {concurrency}"
+    );
+    println!(
+        "  run duration      {} ms (process wall time {} ms)",
+        s["duration_ms"],
+        wall.as_millis()
+    );
+    println!(
+        "  throughput        {:.0} tickers/s",
+        tickers as f64 / (s["duration_ms"].as_f64().unwrap() / 1000.0)
+    );
+    println!(
+        "  ideal             {} ms = {requests} requests x {LATENCY:?} / {concurrency} ({:.0} tickers/s)",
+        ideal.as_millis(),
+        tickers as f64 / ideal.as_secs_f64()
+    );
+    println!(
+        "  upstream requests {} (quote batches {requests}, plus cookie and crumb)",
+        s["upstream_requests"]
+    );
+    println!(
+        "  redis round trips {} (SSCAN pages, one SETEX write per batch of scheduler.batch_size, the lock)",
+        s["redis_round_trips"]
+    );
+    println!(
+        "  peak memory       {:.1} MiB (VmHWM of the daemon process)",
+        peak_kib as f64 / 1024.0
+    );
+    println!("  keys in redis     {keys}");
+}

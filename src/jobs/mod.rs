@@ -1,0 +1,173 @@
+//! The jobs: what one run of each does, and what it reports.
+//!
+//! A job is a small type with a name and a `run`; the [`crate::runner`] owns everything around
+//! a run (lock, timeout, panics, shutdown, the summary line and metrics), for the daemon and for
+//! `once` alike.
+//!
+//! # Layout
+//! - [`watchlist`]: streams `finance:watchlist`, validating, de-duplicating and sharding.
+//! - [`warm`]: the `stock`, `options` and `earnings` jobs.
+
+pub mod warm;
+pub mod watchlist;
+
+use std::fmt;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use tokio_util::sync::CancellationToken;
+
+use crate::calendar::Calendar;
+use crate::config::Settings;
+use crate::keys::CacheKind;
+use crate::provider::Providers;
+use crate::store::{Store, StoreError};
+use crate::ttl::TtlPolicy;
+pub use watchlist::Shard;
+
+/// A job's name, as on the command line and in keys, logs and metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum JobName {
+    Stock,
+    Options,
+    Earnings,
+    Integrity,
+}
+
+impl JobName {
+    pub const ALL: [JobName; 4] = [
+        JobName::Stock,
+        JobName::Options,
+        JobName::Earnings,
+        JobName::Integrity,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobName::Stock => "stock",
+            JobName::Options => "options",
+            JobName::Earnings => "earnings",
+            JobName::Integrity => "integrity",
+        }
+    }
+
+    /// The settings section `[jobs.<name>]`.
+    pub fn settings(self, settings: &Settings) -> &crate::config::JobSettings {
+        let jobs = &settings.jobs;
+        match self {
+            JobName::Stock => &jobs.stock,
+            JobName::Options => &jobs.options,
+            JobName::Earnings => &jobs.earnings,
+            JobName::Integrity => &jobs.integrity,
+        }
+    }
+
+    /// The cache kind a warming job writes.
+    pub fn cache_kind(self) -> Option<CacheKind> {
+        match self {
+            JobName::Stock => Some(CacheKind::Stock),
+            JobName::Options => Some(CacheKind::Options),
+            JobName::Earnings => Some(CacheKind::Earnings),
+            JobName::Integrity => None,
+        }
+    }
+}
+
+impl fmt::Display for JobName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Everything a run needs, shared by all runs of the process.
+pub struct Shared {
+    pub settings: Settings,
+    pub store: Store,
+    pub providers: Providers,
+    pub calendar: Calendar,
+    pub policy: TtlPolicy,
+}
+
+/// How one run was asked for.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RunOptions {
+    /// Ignore refresh-ahead: fetch every ticker.
+    pub force: bool,
+    pub shard: Option<Shard>,
+}
+
+/// One run's view: the shared parts, its options, and the signal to stop starting new work.
+pub struct RunContext {
+    pub shared: Arc<Shared>,
+    pub options: RunOptions,
+    /// Cancelled on shutdown: finish the batch in flight, start no other.
+    pub stop_new_work: CancellationToken,
+}
+
+/// Why a run could not finish.
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    #[error(transparent)]
+    Redis(#[from] StoreError),
+    #[error("{0}")]
+    Other(String),
+}
+
+/// What a run did, for its summary line, metrics and exit code.
+#[derive(Debug, Clone, Default)]
+pub struct RunReport {
+    /// Watchlist members read (in this run's shard, before de-duplication).
+    pub seen: u64,
+    /// Members that are not ticker symbols.
+    pub invalid: u64,
+    /// Members that normalise to a ticker already seen this run.
+    pub duplicates: u64,
+    /// Tickers whose cached value was still fresh (refresh-ahead).
+    pub skipped_fresh: u64,
+    /// Tickers asked of the providers.
+    pub fetched: u64,
+    /// Values written.
+    pub written: u64,
+    /// Tickers no provider knows.
+    pub unknown: u64,
+    /// Tickers that failed (upstream error or invalid answer); their old values stay.
+    pub failed: u64,
+    /// A few failures, for the log.
+    pub failure_samples: Vec<String>,
+    /// The run stopped early because shutdown was requested.
+    pub interrupted: bool,
+}
+
+/// Failures kept verbatim in a report; the rest are only counted.
+pub const FAILURE_SAMPLES: usize = 5;
+
+impl RunReport {
+    pub fn note_failure(&mut self, what: String) {
+        self.failed += 1;
+        if self.failure_samples.len() < FAILURE_SAMPLES {
+            self.failure_samples.push(what);
+        }
+    }
+
+    /// The share of fetched tickers that failed.
+    pub fn failure_ratio(&self) -> f64 {
+        if self.fetched == 0 {
+            0.0
+        } else {
+            self.failed as f64 / self.fetched as f64
+        }
+    }
+}
+
+/// A job: a name and a run.
+#[async_trait]
+pub trait Job: Send + Sync {
+    fn name(&self) -> JobName;
+    async fn run(&self, ctx: &RunContext) -> Result<RunReport, JobError>;
+}
+
+/// The job type for a name.
+pub fn job(name: JobName) -> Option<Arc<dyn Job>> {
+    name.cache_kind()
+        .map(|kind| Arc::new(warm::WarmJob::new(kind)) as Arc<dyn Job>)
+}

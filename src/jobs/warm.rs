@@ -1,0 +1,311 @@
+//! The warming jobs (`stock`, `options`, `earnings`): watchlist in, cache keys out.
+//!
+//! Per batch of tickers: one pipelined `PTTL` read skips keys that are still fresh
+//! (refresh-ahead), the providers are asked for the rest with bounded concurrency, and every
+//! value that came back valid is written with one atomic, pipelined `SETEX` batch (`MULTI`/
+//! `EXEC`: a batch lands whole or not at all). A ticker that failed writes nothing, so its last
+//! good value stays until it expires: stale beats wrong.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use futures_util::StreamExt;
+
+use crate::jobs::watchlist::WatchlistReader;
+use crate::jobs::{Job, JobError, JobName, RunContext, RunReport};
+use crate::keys::{self, CacheKind};
+use crate::model::{Earnings, OptionsChain, StockQuote};
+use crate::provider::{Fetched, TickerResult};
+use crate::ticker::Ticker;
+use crate::ttl::{Ttl, jitter_seed};
+
+/// Quote requests (or per-ticker chain/earnings requests) a run keeps in flight. Each
+/// provider's own `max_concurrency` is the real bound; this only caps the futures waiting for it.
+const IN_FLIGHT: usize = 32;
+
+pub struct WarmJob {
+    kind: CacheKind,
+}
+
+impl WarmJob {
+    pub fn new(kind: CacheKind) -> WarmJob {
+        WarmJob { kind }
+    }
+}
+
+/// A value ready for the cache.
+enum CacheValue {
+    Stock(StockQuote),
+    Options(OptionsChain),
+    Earnings(Earnings),
+}
+
+impl CacheValue {
+    fn ttl(&self, ctx: &RunContext, now: DateTime<Utc>) -> Ttl {
+        let (cal, policy) = (&ctx.shared.calendar, &ctx.shared.policy);
+        match self {
+            CacheValue::Stock(_) => policy.stock.ttl(cal, now),
+            CacheValue::Options(_) => policy.options.ttl(cal, now),
+            CacheValue::Earnings(e) => policy.earnings.ttl(cal, now, e.earnings_date),
+        }
+    }
+
+    fn to_json(&self) -> serde_json::Result<Vec<u8>> {
+        match self {
+            CacheValue::Stock(v) => serde_json::to_vec(v),
+            CacheValue::Options(v) => serde_json::to_vec(v),
+            CacheValue::Earnings(v) => serde_json::to_vec(v),
+        }
+    }
+}
+
+#[async_trait]
+impl Job for WarmJob {
+    fn name(&self) -> JobName {
+        match self.kind {
+            CacheKind::Stock => JobName::Stock,
+            CacheKind::Options => JobName::Options,
+            CacheKind::Earnings => JobName::Earnings,
+        }
+    }
+
+    async fn run(&self, ctx: &RunContext) -> Result<RunReport, JobError> {
+        let settings = &ctx.shared.settings;
+        let mut reader = WatchlistReader::new(
+            ctx.shared.store.clone(),
+            settings.scheduler.scan_count,
+            ctx.options.shard,
+        );
+        let mut report = RunReport::default();
+        let batch_size = settings.scheduler.batch_size as usize;
+        // Write-behind: batch k is written while batch k+1 is fetched, so the upstream is never
+        // idle waiting on Redis. At most one write is outstanding.
+        let mut writing: Option<Write<'_>> = None;
+        loop {
+            if ctx.stop_new_work.is_cancelled() {
+                report.interrupted = true;
+                break;
+            }
+            let Some(batch) = reader.next_batch(batch_size).await? else {
+                break;
+            };
+            let due = self.due(ctx, batch, &mut report).await?;
+            let fetched = self.fetch(ctx, &due);
+            let results = match writing.take() {
+                Some(write) => {
+                    let (results, written) = tokio::join!(fetched, write);
+                    report.written += written?;
+                    results
+                }
+                None => fetched.await,
+            };
+            writing = self.prepare_write(ctx, results, &mut report);
+        }
+        if let Some(write) = writing {
+            report.written += write.await?;
+        }
+        report.seen = reader.counts.seen;
+        report.invalid = reader.counts.invalid;
+        report.duplicates = reader.counts.duplicates;
+        if reader.unlogged_invalid() > 0 {
+            tracing::warn!(
+                more = reader.unlogged_invalid(),
+                "more invalid watchlist members were skipped without being logged"
+            );
+        }
+        Ok(report)
+    }
+}
+
+/// A batch write in flight, resolving to the number of values written.
+type Write<'a> = std::pin::Pin<Box<dyn Future<Output = Result<u64, JobError>> + Send + 'a>>;
+
+impl WarmJob {
+    /// The tickers of `batch` that need fetching (all of them with `--force`).
+    async fn due(
+        &self,
+        ctx: &RunContext,
+        batch: Vec<Ticker>,
+        report: &mut RunReport,
+    ) -> Result<Vec<Ticker>, JobError> {
+        let asked = batch.len();
+        let due = if ctx.options.force {
+            batch
+        } else {
+            self.not_fresh(ctx, batch, Utc::now()).await?
+        };
+        report.skipped_fresh += (asked - due.len()) as u64;
+        report.fetched += due.len() as u64;
+        Ok(due)
+    }
+
+    /// Counts the results and turns the found values into one atomic `SETEX` pipeline (a batch
+    /// lands whole or not at all); `None` when there is nothing to write.
+    fn prepare_write<'a>(
+        &self,
+        ctx: &'a RunContext,
+        results: Vec<(Ticker, TickerResult<CacheValue>)>,
+        report: &mut RunReport,
+    ) -> Option<Write<'a>> {
+        // TTLs are computed when the values are written, not when the batch started.
+        let now = Utc::now();
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        let mut writes = 0u64;
+        for (ticker, result) in results {
+            match result {
+                Ok(Fetched::Found(value)) => {
+                    let key = keys::cache(self.kind, &ticker);
+                    let ttl = value
+                        .ttl(ctx, now)
+                        .jittered(ctx.shared.policy.jitter, jitter_seed(&key, now));
+                    match value.to_json() {
+                        Ok(json) => {
+                            pipe.cmd("SETEX")
+                                .arg(&key)
+                                .arg(ttl.as_secs().max(1))
+                                .arg(json)
+                                .ignore();
+                            writes += 1;
+                        }
+                        Err(e) => report.note_failure(format!("{ticker}: cannot serialise: {e}")),
+                    }
+                }
+                Ok(Fetched::Unknown) => {
+                    report.unknown += 1;
+                    tracing::debug!(ticker = %ticker, "unknown symbol; nothing written");
+                }
+                Err(e) => report.note_failure(format!("{ticker}: {e}")),
+            }
+        }
+        if writes == 0 {
+            return None;
+        }
+        let store = &ctx.shared.store;
+        Some(Box::pin(async move {
+            store
+                .retry("SETEX batch", |mut conn| {
+                    let pipe = pipe.clone();
+                    async move { pipe.query_async::<()>(&mut conn).await }
+                })
+                .await?;
+            Ok(writes)
+        }))
+    }
+
+    /// Drops tickers whose key still has more than `refresh_ahead` of the TTL the policy would
+    /// give it now. For earnings, "now" means the TTL of the cached earnings date.
+    async fn not_fresh(
+        &self,
+        ctx: &RunContext,
+        batch: Vec<Ticker>,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Ticker>, JobError> {
+        let refresh_ahead = self.name().settings(&ctx.shared.settings).refresh_ahead;
+        let keys: Vec<String> = batch.iter().map(|t| keys::cache(self.kind, t)).collect();
+        let with_values = self.kind == CacheKind::Earnings;
+        let (ttls, values): (Vec<i64>, Vec<Option<Vec<u8>>>) = ctx
+            .shared
+            .store
+            .retry("PTTL batch", |mut conn| {
+                let keys = keys.clone();
+                async move {
+                    let mut pipe = redis::pipe();
+                    for key in &keys {
+                        pipe.cmd("PTTL").arg(key);
+                    }
+                    if with_values {
+                        for key in &keys {
+                            pipe.cmd("GET").arg(key);
+                        }
+                    }
+                    let mut replies: Vec<redis::Value> = pipe.query_async(&mut conn).await?;
+                    let values = replies.split_off(keys.len());
+                    let ttls = replies
+                        .into_iter()
+                        .map(redis::from_redis_value)
+                        .collect::<Result<_, _>>()?;
+                    let values = values
+                        .into_iter()
+                        .map(redis::from_redis_value)
+                        .collect::<Result<_, _>>()?;
+                    Ok((ttls, values))
+                }
+            })
+            .await?;
+        let policy = &ctx.shared.policy;
+        let cal = &ctx.shared.calendar;
+        let mut due = Vec::with_capacity(batch.len());
+        for (i, ticker) in batch.into_iter().enumerate() {
+            let remaining_ms = ttls[i];
+            let full = match self.kind {
+                CacheKind::Stock => policy.stock.ttl(cal, now),
+                CacheKind::Options => policy.options.ttl(cal, now),
+                CacheKind::Earnings => {
+                    let cached = values
+                        .get(i)
+                        .and_then(|v| v.as_deref())
+                        .and_then(|v| serde_json::from_slice::<Earnings>(v).ok());
+                    match cached {
+                        Some(e) => policy.earnings.ttl(cal, now, e.earnings_date),
+                        // Unreadable or missing: refresh.
+                        None => {
+                            due.push(ticker);
+                            continue;
+                        }
+                    }
+                }
+            };
+            let threshold = full.duration.mul_f64(refresh_ahead);
+            if remaining_ms < 0 || Duration::from_millis(remaining_ms as u64) <= threshold {
+                due.push(ticker);
+            }
+        }
+        Ok(due)
+    }
+
+    async fn fetch(
+        &self,
+        ctx: &RunContext,
+        due: &[Ticker],
+    ) -> Vec<(Ticker, TickerResult<CacheValue>)> {
+        let providers = &ctx.shared.providers;
+        // Owned items: a stream over borrowed ones trips the compiler's Send analysis here.
+        match self.kind {
+            CacheKind::Stock => {
+                let chunks: Vec<Vec<Ticker>> = due
+                    .chunks(providers.quote_batch().max(1))
+                    .map(<[Ticker]>::to_vec)
+                    .collect();
+                futures_util::stream::iter(chunks)
+                    .map(|chunk| async move { providers.quotes(&chunk).await })
+                    .buffer_unordered(IN_FLIGHT)
+                    .flat_map(futures_util::stream::iter)
+                    .map(|(t, r)| (t, r.map(|f| f.map(CacheValue::Stock))))
+                    .collect()
+                    .await
+            }
+            CacheKind::Options => {
+                futures_util::stream::iter(due.to_vec())
+                    .map(|t| async move {
+                        let r = providers.options(&t).await;
+                        (t, r.map(|f| f.map(CacheValue::Options)))
+                    })
+                    .buffer_unordered(IN_FLIGHT)
+                    .collect()
+                    .await
+            }
+            CacheKind::Earnings => {
+                futures_util::stream::iter(due.to_vec())
+                    .map(|t| async move {
+                        let r = providers.earnings(&t).await;
+                        (t, r.map(|f| f.map(CacheValue::Earnings)))
+                    })
+                    .buffer_unordered(IN_FLIGHT)
+                    .collect()
+                    .await
+            }
+        }
+    }
+}

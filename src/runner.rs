@@ -1,0 +1,270 @@
+//! Runs one job: the lock, the timeout, panics, shutdown, the summary line and the metrics.
+//!
+//! The daemon's scheduler and `once` both come here; `once` is this runner asked once. A run
+//! that cannot take its lock is skipped, not failed: another replica is doing the work.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use crate::jobs::{self, JobError, JobName, RunContext, RunOptions, RunReport, Shared};
+use crate::keys;
+use crate::lock::Lock;
+use crate::shutdown::{Shutdown, Signal};
+use crate::stats::{self, RunCounters};
+
+/// How a run ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    Ok,
+    /// The job ran but failed; the reason is for people.
+    Failed(String),
+    /// Another process holds the job's lock.
+    SkippedLock,
+    /// Shutdown was requested before the job finished.
+    Interrupted(Signal),
+}
+
+impl Outcome {
+    /// The `outcome` label of metrics and logs.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::Failed(_) => "failed",
+            Outcome::SkippedLock => "skipped_lock",
+            Outcome::Interrupted(_) => "interrupted",
+        }
+    }
+}
+
+/// One finished run.
+#[derive(Debug, Clone)]
+pub struct RunResult {
+    pub job: JobName,
+    pub run_id: String,
+    pub outcome: Outcome,
+    pub report: RunReport,
+    pub duration: Duration,
+    pub upstream_requests: u64,
+    pub upstream_retries: u64,
+    pub redis_round_trips: u64,
+}
+
+/// Runs jobs; cheap to clone.
+#[derive(Clone)]
+pub struct Runner {
+    shared: Arc<Shared>,
+    shutdown: Shutdown,
+}
+
+impl Runner {
+    pub fn new(shared: Arc<Shared>, shutdown: Shutdown) -> Runner {
+        Runner { shared, shutdown }
+    }
+
+    pub fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
+    /// Runs `job` once, start to finish.
+    pub async fn run(&self, job: JobName, options: RunOptions) -> RunResult {
+        let run_id = format!("{:016x}", fastrand::u64(..));
+        let shard = options.shard.map(|s| s.to_string());
+        let span =
+            tracing::info_span!("run", job = %job, run_id = %run_id, shard = shard.as_deref());
+        self.run_in_span(job, run_id, options)
+            .instrument(span)
+            .await
+    }
+
+    async fn run_in_span(&self, job: JobName, run_id: String, options: RunOptions) -> RunResult {
+        let started = Instant::now();
+        let counters = Arc::new(RunCounters::default());
+        let (outcome, report) = stats::counting(
+            counters.clone(),
+            self.locked(job, options, counters.clone()),
+        )
+        .await;
+        use std::sync::atomic::Ordering::Relaxed;
+        let result = RunResult {
+            job,
+            run_id,
+            outcome,
+            report,
+            duration: started.elapsed(),
+            upstream_requests: counters.upstream_requests.load(Relaxed),
+            upstream_retries: counters.upstream_retries.load(Relaxed),
+            redis_round_trips: counters.redis_round_trips.load(Relaxed),
+        };
+        self.record(&result);
+        result
+    }
+
+    /// Takes the job's lock, runs the job, releases the lock.
+    async fn locked(
+        &self,
+        job: JobName,
+        options: RunOptions,
+        counters: Arc<RunCounters>,
+    ) -> (Outcome, RunReport) {
+        let Some(runnable) = jobs::job(job) else {
+            return (
+                Outcome::Failed(format!("the {job} job is not available in this version")),
+                RunReport::default(),
+            );
+        };
+        let settings = &self.shared.settings;
+        let key = keys::job_lock(job.as_str(), options.shard.map(|s| (s.index, s.count)));
+        let lock = match Lock::acquire(&self.shared.store, &key, settings.scheduler.lock_ttl.get())
+            .await
+        {
+            Ok(Some(lock)) => lock,
+            Ok(None) => {
+                let holder = Lock::holder(&self.shared.store, &key).await.ok().flatten();
+                tracing::info!(lock = %key, holder = holder.as_deref().unwrap_or("?"), "another process holds the job lock; skipping this run");
+                return (Outcome::SkippedLock, RunReport::default());
+            }
+            Err(e) => {
+                return (
+                    Outcome::Failed(format!("cannot take the job lock: {e}")),
+                    RunReport::default(),
+                );
+            }
+        };
+        let ctx = Arc::new(RunContext {
+            shared: self.shared.clone(),
+            options,
+            stop_new_work: CancellationToken::new(),
+        });
+        let (outcome, report) = self.supervise(runnable, ctx, lock.lost(), counters).await;
+        lock.release().await;
+        (outcome, report)
+    }
+
+    /// Runs the job in its own task (a panic fails the run, not the process) under its timeout,
+    /// its lock and the shutdown signal.
+    async fn supervise(
+        &self,
+        runnable: Arc<dyn jobs::Job>,
+        ctx: Arc<RunContext>,
+        lock_lost: CancellationToken,
+        counters: Arc<RunCounters>,
+    ) -> (Outcome, RunReport) {
+        let job = runnable.name();
+        let settings = &self.shared.settings;
+        let timeout = job.settings(settings).timeout.get();
+        let grace = settings.scheduler.shutdown_grace.get();
+        let stop_new_work = ctx.stop_new_work.clone();
+        let mut handle = tokio::spawn(stats::counting(counters, async move {
+            runnable.run(&ctx).await
+        }));
+        let finished = tokio::select! {
+            joined = &mut handle => joined,
+            _ = tokio::time::sleep(timeout) => {
+                handle.abort();
+                return (Outcome::Failed(format!("timed out after {}", crate::config::HumanDuration::new(timeout))), RunReport::default());
+            }
+            _ = lock_lost.cancelled() => {
+                handle.abort();
+                return (Outcome::Failed("lost the job lock".into()), RunReport::default());
+            }
+            _ = self.shutdown.requested() => {
+                stop_new_work.cancel();
+                let signal = self.shutdown.signal().unwrap_or(Signal::Terminate);
+                match tokio::time::timeout(grace, &mut handle).await {
+                    Ok(Ok(Ok(report))) if !report.interrupted => return self.judge(job, Ok(report)),
+                    Ok(Ok(Ok(report))) => return (Outcome::Interrupted(signal), report),
+                    Ok(_) => return (Outcome::Interrupted(signal), RunReport::default()),
+                    Err(_) => {
+                        handle.abort();
+                        tracing::warn!(grace_s = grace.as_secs(), "the batch in flight did not finish within the shutdown grace; abandoned unwritten");
+                        return (Outcome::Interrupted(signal), RunReport::default());
+                    }
+                }
+            }
+        };
+        match finished {
+            Ok(result) => self.judge(job, result),
+            Err(e) if e.is_panic() => (
+                Outcome::Failed(format!("panicked: {}", panic_message(e.into_panic()))),
+                RunReport::default(),
+            ),
+            Err(e) => (
+                Outcome::Failed(format!("aborted: {e}")),
+                RunReport::default(),
+            ),
+        }
+    }
+
+    /// A run fails when Redis failed it or too many tickers failed.
+    fn judge(&self, job: JobName, result: Result<RunReport, JobError>) -> (Outcome, RunReport) {
+        match result {
+            Err(e) => (Outcome::Failed(e.to_string()), RunReport::default()),
+            Ok(report) => {
+                let limit = job.settings(&self.shared.settings).max_failure_ratio;
+                if report.failure_ratio() > limit {
+                    let why = format!(
+                        "{} of {} fetched tickers failed (jobs.{job}.max_failure_ratio = {limit})",
+                        report.failed, report.fetched
+                    );
+                    (Outcome::Failed(why), report)
+                } else {
+                    (Outcome::Ok, report)
+                }
+            }
+        }
+    }
+
+    /// The run's one summary line and its metrics.
+    fn record(&self, r: &RunResult) {
+        let rep = &r.report;
+        let reason = match &r.outcome {
+            Outcome::Failed(why) => why.as_str(),
+            _ => "",
+        };
+        let samples = rep.failure_samples.join("; ");
+        macro_rules! summary {
+            ($level:expr) => {
+                tracing::event!(
+                    $level,
+                    job = %r.job,
+                    run_id = %r.run_id,
+                    outcome = r.outcome.as_str(),
+                    reason,
+                    duration_ms = r.duration.as_millis() as u64,
+                    seen = rep.seen,
+                    invalid = rep.invalid,
+                    duplicates = rep.duplicates,
+                    skipped_fresh = rep.skipped_fresh,
+                    fetched = rep.fetched,
+                    written = rep.written,
+                    unknown = rep.unknown,
+                    failed = rep.failed,
+                    upstream_requests = r.upstream_requests,
+                    upstream_retries = r.upstream_retries,
+                    redis_round_trips = r.redis_round_trips,
+                    failures = samples.as_str(),
+                    "run finished"
+                )
+            };
+        }
+        // During a Redis outage (already logged once by the store) failed runs are routine.
+        let quiet = !self.shared.store.is_up();
+        match (&r.outcome, rep.failed > 0) {
+            (Outcome::Failed(_), _) if !quiet => summary!(tracing::Level::WARN),
+            (Outcome::Ok, true) => summary!(tracing::Level::WARN),
+            _ => summary!(tracing::Level::INFO),
+        }
+        stats::run_finished(r.job.as_str(), r.outcome.as_str(), r.duration, rep);
+    }
+}
+
+fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into())
+}

@@ -1,0 +1,161 @@
+//! The daemon's scheduler: one small loop per enabled job, firing on its cron schedule read in
+//! the exchange's time zone.
+//!
+//! croner computes each next fire time in the zone itself, so "09:35 on weekdays" stays 09:35 New
+//! York time across DST changes (tokio-cron-scheduler 0.15 keeps the UTC offset it saw when the
+//! job was created, and starts overlapping runs). A run is a task of its own: a tick that finds
+//! the previous run still going is skipped and counted, never stacked.
+
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use croner::Cron;
+use tokio::task::JoinHandle;
+
+use crate::jobs::{self, JobName, RunOptions};
+use crate::runner::{RunResult, Runner};
+use crate::shutdown::Shutdown;
+use crate::stats;
+
+/// The first fire time strictly after `after`, computed in `tz`.
+pub fn next_fire(cron: &Cron, tz: Tz, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    cron.find_next_occurrence(&after.with_timezone(&tz), false)
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
+}
+
+/// Runs every enabled job on its schedule until shutdown, then waits for the runs in flight
+/// (each bounded by `scheduler.shutdown_grace`).
+pub async fn run(runner: Runner, shutdown: Shutdown) {
+    let settings = &runner.shared().settings;
+    let tz = settings.market.timezone.0;
+    let mut loops = Vec::new();
+    for job in JobName::ALL {
+        let job_settings = job.settings(settings);
+        if !job_settings.enabled {
+            tracing::info!(job = %job, "disabled (jobs.{job}.enabled = false)");
+            continue;
+        }
+        if jobs::job(job).is_none() {
+            tracing::warn!(job = %job, "not available in this version; not scheduled");
+            continue;
+        }
+        let (cron, run_on_start) = (
+            job_settings.schedule.cron().clone(),
+            job_settings.run_on_start,
+        );
+        tracing::info!(job = %job, schedule = job_settings.schedule.as_str(), timezone = tz.name(), next = ?next_fire(&cron, tz, Utc::now()), "scheduled");
+        loops.push(tokio::spawn(job_loop(
+            runner.clone(),
+            job,
+            cron,
+            tz,
+            run_on_start,
+            shutdown.clone(),
+        )));
+    }
+    for handle in loops {
+        let _ = handle.await;
+    }
+}
+
+async fn job_loop(
+    runner: Runner,
+    job: JobName,
+    cron: Cron,
+    tz: Tz,
+    run_on_start: bool,
+    shutdown: Shutdown,
+) {
+    let start = |runner: &Runner| -> JoinHandle<RunResult> {
+        let runner = runner.clone();
+        tokio::spawn(async move { runner.run(job, RunOptions::default()).await })
+    };
+    let mut current = run_on_start.then(|| start(&runner));
+    let mut after = Utc::now();
+    loop {
+        let Some(at) = next_fire(&cron, tz, after) else {
+            tracing::warn!(job = %job, "the schedule has no future fire time; the job stops being scheduled");
+            break;
+        };
+        let wait = (at - Utc::now()).to_std().unwrap_or_default();
+        tokio::select! {
+            _ = shutdown.requested() => break,
+            _ = tokio::time::sleep(wait) => {}
+        }
+        if current.as_ref().is_some_and(|run| !run.is_finished()) {
+            stats::run_skipped_overlap(job.as_str());
+            tracing::info!(job = %job, tick = %at, "the previous run is still going; this tick is skipped");
+        } else {
+            current = Some(start(&runner));
+        }
+        // Occurrences that passed while we were away are skipped, not caught up.
+        after = at.max(Utc::now());
+    }
+    if let Some(run) = current {
+        let _ = run.await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Schedule;
+
+    fn utc(s: &str) -> DateTime<Utc> {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn new_york_schedules_keep_new_york_time_across_both_2026_dst_changes() {
+        let ny = chrono_tz::America::New_York;
+        let weekdays_0935 = Schedule::parse("0 35 9 * * Mon-Fri").unwrap();
+        // Friday before spring forward (EST, UTC-5) -> Monday after (EDT, UTC-4).
+        assert_eq!(
+            next_fire(weekdays_0935.cron(), ny, utc("2026-03-06T15:00:00Z")),
+            Some(utc("2026-03-09T13:35:00Z"))
+        );
+        assert_eq!(
+            next_fire(weekdays_0935.cron(), ny, utc("2026-03-05T15:00:00Z")),
+            Some(utc("2026-03-06T14:35:00Z"))
+        );
+        // Friday before fall back (EDT) -> Monday after (EST).
+        assert_eq!(
+            next_fire(weekdays_0935.cron(), ny, utc("2026-10-30T14:00:00Z")),
+            Some(utc("2026-11-02T14:35:00Z"))
+        );
+        assert_eq!(
+            next_fire(weekdays_0935.cron(), ny, utc("2026-10-29T14:00:00Z")),
+            Some(utc("2026-10-30T13:35:00Z"))
+        );
+        // Every five minutes straight through the changes: never a gap of an hour, never twice.
+        let five = Schedule::parse("0 */5 * * * *").unwrap();
+        for (from, to) in [
+            ("2026-03-08T06:30:00Z", "2026-03-08T07:30:00Z"),
+            ("2026-11-01T05:30:00Z", "2026-11-01T06:30:00Z"),
+        ] {
+            let mut t = utc(from);
+            while t < utc(to) {
+                let next = next_fire(five.cron(), ny, t).unwrap();
+                assert_eq!(next - t, chrono::Duration::minutes(5), "after {t}");
+                t = next;
+            }
+        }
+        // 01:30 daily on the fall-back day fires once (01:30 happens twice on the wall clock).
+        let daily_0130 = Schedule::parse("0 30 1 * * *").unwrap();
+        let first = next_fire(daily_0130.cron(), ny, utc("2026-11-01T04:00:00Z")).unwrap();
+        let second = next_fire(daily_0130.cron(), ny, first).unwrap();
+        assert_eq!(first, utc("2026-11-01T05:30:00Z"));
+        assert_eq!(second, utc("2026-11-02T06:30:00Z"));
+        // 02:30 does not exist on the spring-forward day: it runs just after the gap, once.
+        let daily_0230 = Schedule::parse("0 30 2 * * *").unwrap();
+        let spring = next_fire(daily_0230.cron(), ny, utc("2026-03-08T05:00:00Z")).unwrap();
+        assert!(
+            spring >= utc("2026-03-08T07:00:00Z") && spring <= utc("2026-03-08T07:30:00Z"),
+            "{spring}"
+        );
+        assert_eq!(
+            next_fire(daily_0230.cron(), ny, spring),
+            Some(utc("2026-03-09T06:30:00Z"))
+        );
+    }
+}

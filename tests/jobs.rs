@@ -1,0 +1,671 @@
+//! The warming jobs end to end: the real binary, a real `redis-server` per test, and a local
+//! HTTP upstream serving recorded Yahoo answers.
+
+mod support;
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use finance_cache_warmer::calendar::Calendar;
+use finance_cache_warmer::config::Settings;
+use finance_cache_warmer::jobs::Shard;
+use finance_cache_warmer::local_redis::LocalRedis;
+use finance_cache_warmer::ticker::Ticker;
+use finance_cache_warmer::ttl::TtlPolicy;
+use redis::AsyncCommands;
+use support::{
+    RecordedQuotes, assert_schema, conn, eventually, fcw, fixture, log_lines, redis, summary,
+};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use wiremock::matchers::path;
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+/// Yahoo's cookie and crumb endpoints, and the quote endpoint answering with `quote` (whatever
+/// symbols are asked: the watchlist's order is the set's).
+async fn yahoo(quote: impl wiremock::Respond + 'static) -> MockServer {
+    let server = MockServer::start().await;
+    Mock::given(path("/cookie"))
+        .respond_with(ResponseTemplate::new(404))
+        .mount(&server)
+        .await;
+    Mock::given(path("/v1/test/getcrumb"))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_raw(fixture("yahoo/getcrumb_ok.txt"), "text/plain"),
+        )
+        .mount(&server)
+        .await;
+    Mock::given(path("/v7/finance/quote"))
+        .respond_with(quote)
+        .mount(&server)
+        .await;
+    server
+}
+
+fn recorded(file: &str) -> ResponseTemplate {
+    ResponseTemplate::new(200).set_body_raw(fixture(file), "application/json")
+}
+
+/// The binary configured for `redis` and a Yahoo upstream at `upstream`, logging JSON.
+fn once(redis: &LocalRedis, upstream: &MockServer, args: &[&str]) -> std::process::Command {
+    let mut cmd = fcw();
+    cmd.arg("once").args(args);
+    for (k, v) in env(redis, upstream) {
+        cmd.env(k, v);
+    }
+    cmd
+}
+
+fn env(redis: &LocalRedis, upstream: &MockServer) -> Vec<(&'static str, String)> {
+    vec![
+        ("FCW_REDIS__URL", redis.url()),
+        ("FCW_PROVIDER__YAHOO__BASE_URL", upstream.uri()),
+        (
+            "FCW_PROVIDER__YAHOO__COOKIE_URL",
+            format!("{}/cookie", upstream.uri()),
+        ),
+        ("FCW_PROVIDER__YAHOO__REQUESTS_PER_SECOND", "0".into()),
+        ("FCW_PROVIDER__MAX_RETRIES", "0".into()),
+        ("FCW_LOG__FORMAT", "json".into()),
+    ]
+}
+
+async fn watchlist(server: &LocalRedis, members: &[&[u8]]) {
+    let mut c = conn(server).await;
+    let _: () = c.del("finance:watchlist").await.unwrap();
+    let _: () = c.sadd("finance:watchlist", members).await.unwrap();
+}
+
+async fn quote_requests(upstream: &MockServer) -> usize {
+    upstream
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .filter(|r| r.url.path() == "/v7/finance/quote")
+        .count()
+}
+
+#[tokio::test]
+async fn once_stock_writes_valid_values_with_the_policy_ttl_and_counts_what_it_skipped() {
+    let server = redis().await;
+    watchlist(
+        &server,
+        &[
+            b"AAPL",
+            b"BABA",
+            b" aapl ",
+            b"NONEXIST",
+            b"not a ticker",
+            b"../etc/passwd",
+            b"\xff\xfe",
+        ],
+    )
+    .await;
+    let upstream = yahoo(recorded("yahoo/quote_AAPL_BABA_multi_symbol.json")).await;
+    let policy = TtlPolicy::from_settings(&Settings::defaults().unwrap().ttl);
+    let before = policy.stock.ttl(&Calendar::nyse(), Utc::now()).secs();
+    let (code, _, err) = support::run(&mut once(&server, &upstream, &["stock"]));
+    let after = policy.stock.ttl(&Calendar::nyse(), Utc::now()).secs();
+    assert_eq!(code, Some(0), "{err}");
+    let s = summary(&err, "stock");
+    assert_eq!(s["outcome"], "ok");
+    assert_eq!(
+        (
+            s["seen"].as_u64(),
+            s["invalid"].as_u64(),
+            s["duplicates"].as_u64()
+        ),
+        (Some(7), Some(3), Some(1))
+    );
+    assert_eq!(
+        (
+            s["fetched"].as_u64(),
+            s["written"].as_u64(),
+            s["unknown"].as_u64(),
+            s["failed"].as_u64()
+        ),
+        (Some(3), Some(2), Some(1), Some(0))
+    );
+    assert_eq!(
+        s["upstream_requests"].as_u64(),
+        Some(3),
+        "cookie, crumb, one batched quote"
+    );
+    // Each invalid member is logged once, escaped.
+    let invalid = log_lines(&err, "invalid watchlist member skipped");
+    assert_eq!(invalid.len(), 3);
+    assert!(
+        invalid.iter().any(|l| l["member"] == "\u{fffd}\u{fffd}"),
+        "{invalid:?}"
+    );
+
+    let mut c = conn(&server).await;
+    for (symbol, price) in [("AAPL", 244.6), ("BABA", 124.73)] {
+        let key = format!("finance:cache:stock:{symbol}");
+        let raw: String = c.get(&key).await.unwrap();
+        let value: serde_json::Value = serde_json::from_str(&raw).unwrap();
+        assert_schema("stock", &value);
+        assert_eq!(value["price"], price);
+        let ttl: u64 = c.ttl(&key).await.unwrap();
+        assert!(
+            ttl >= 60 && ttl <= before.max(after),
+            "{key}: TTL {ttl}, policy {before}..{after}"
+        );
+    }
+    let keys: Vec<String> = c.keys("finance:cache:*").await.unwrap();
+    assert_eq!(
+        keys.len(),
+        2,
+        "nothing for unknown or invalid members: {keys:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_failing_upstream_leaves_the_previous_value_untouched() {
+    let server = redis().await;
+    watchlist(&server, &[b"AAPL", b"MSFT"]).await;
+    let mut c = conn(&server).await;
+    let _: () = c
+        .set_ex("finance:cache:stock:AAPL", "previous good value", 5000)
+        .await
+        .unwrap();
+    for (answer, code) in [
+        (ResponseTemplate::new(500), 1),
+        (
+            ResponseTemplate::new(200).set_body_raw("<html>oops</html>", "text/html"),
+            1,
+        ),
+        (
+            ResponseTemplate::new(200).set_body_raw(
+                &fixture("yahoo/quote_AAPL_2026-10.json")[..500],
+                "application/json",
+            ),
+            1,
+        ),
+        // A valid answer, but for another symbol than asked: nothing matches, nothing written.
+        (recorded("yahoo/quote_QQQ_etf.json"), 0),
+    ] {
+        let upstream = yahoo(answer).await;
+        let (exit, _, err) = support::run(&mut once(&server, &upstream, &["stock", "--force"]));
+        assert_eq!(exit, Some(code), "{err}");
+        let value: String = c.get("finance:cache:stock:AAPL").await.unwrap();
+        assert_eq!(value, "previous good value");
+        let ttl: i64 = c.ttl("finance:cache:stock:AAPL").await.unwrap();
+        assert!(ttl > 4900, "TTL untouched: {ttl}");
+        let exists: bool = c.exists("finance:cache:stock:MSFT").await.unwrap();
+        assert!(!exists);
+        if code == 1 {
+            let s = summary(&err, "stock");
+            assert_eq!(
+                (s["outcome"].as_str(), s["failed"].as_u64()),
+                (Some("failed"), Some(2))
+            );
+            assert!(
+                s["reason"]
+                    .as_str()
+                    .unwrap()
+                    .contains("2 of 2 fetched tickers failed"),
+                "{s}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn refresh_ahead_skips_fresh_keys_and_force_fetches_them() {
+    let server = redis().await;
+    watchlist(&server, &[b"AAPL", b"BABA"]).await;
+    let upstream = yahoo(recorded("yahoo/quote_AAPL_BABA_multi_symbol.json")).await;
+    let (code, _, err) = support::run(&mut once(&server, &upstream, &["stock"]));
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(quote_requests(&upstream).await, 1);
+    let (code, _, err) = support::run(&mut once(&server, &upstream, &["stock"]));
+    assert_eq!(code, Some(0), "{err}");
+    let s = summary(&err, "stock");
+    assert_eq!(
+        (
+            s["skipped_fresh"].as_u64(),
+            s["fetched"].as_u64(),
+            s["upstream_requests"].as_u64()
+        ),
+        (Some(2), Some(0), Some(0))
+    );
+    assert_eq!(
+        quote_requests(&upstream).await,
+        1,
+        "no upstream call for fresh keys"
+    );
+    // A key close to expiry is refreshed.
+    let mut c = conn(&server).await;
+    let _: () = c.expire("finance:cache:stock:BABA", 5).await.unwrap();
+    let (_, _, err) = support::run(&mut once(&server, &upstream, &["stock"]));
+    let s = summary(&err, "stock");
+    assert_eq!(
+        (
+            s["skipped_fresh"].as_u64(),
+            s["fetched"].as_u64(),
+            s["written"].as_u64()
+        ),
+        (Some(1), Some(1), Some(1))
+    );
+    let (_, _, err) = support::run(&mut once(&server, &upstream, &["stock", "--force"]));
+    assert_eq!(summary(&err, "stock")["fetched"].as_u64(), Some(2));
+}
+
+#[tokio::test]
+async fn two_concurrent_once_runs_do_one_run_between_them() {
+    let server = redis().await;
+    watchlist(&server, &[b"AAPL", b"BABA"]).await;
+    let upstream = yahoo(
+        recorded("yahoo/quote_AAPL_BABA_multi_symbol.json").set_delay(Duration::from_secs(2)),
+    )
+    .await;
+    let spawn = || {
+        let mut cmd =
+            tokio::process::Command::from(once(&server, &upstream, &["stock", "--force"]));
+        cmd.stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (a, b) = (spawn(), spawn());
+    let (a, b) = tokio::join!(a.wait_with_output(), b.wait_with_output());
+    let (a, b) = (a.unwrap(), b.unwrap());
+    assert_eq!(
+        (a.status.code(), b.status.code()),
+        (Some(0), Some(0)),
+        "a skipped run exits 0"
+    );
+    let outcomes: Vec<String> = [&a, &b]
+        .iter()
+        .map(|o| {
+            summary(&String::from_utf8_lossy(&o.stderr), "stock")["outcome"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    let mut sorted = outcomes.clone();
+    sorted.sort();
+    assert_eq!(sorted, ["ok", "skipped_lock"], "{outcomes:?}");
+    assert_eq!(
+        quote_requests(&upstream).await,
+        1,
+        "the upstream was asked once"
+    );
+    let lock: Option<String> = conn(&server)
+        .await
+        .get("finance:lock:job:stock")
+        .await
+        .unwrap();
+    assert_eq!(lock, None, "the lock was released");
+}
+
+#[tokio::test]
+async fn sigterm_during_a_slow_run_exits_143_within_the_grace_and_writes_whole_batches_only() {
+    for (delay, grace, expect_keys) in [
+        // The batch in flight cannot finish within the grace: abandoned, nothing written.
+        (Duration::from_secs(10), "1s", 0usize),
+        // It can: that batch is written whole, the next batch never starts.
+        (Duration::from_millis(1500), "5s", 2),
+    ] {
+        let server = redis().await;
+        watchlist(&server, &[b"AAPL", b"BABA", b"MSFT", b"QQQ"]).await;
+        let upstream = yahoo(RecordedQuotes::new(delay)).await;
+        let mut cmd = tokio::process::Command::from(once(&server, &upstream, &["stock"]));
+        cmd.env("FCW_SCHEDULER__SHUTDOWN_GRACE", grace)
+            .env("FCW_SCHEDULER__BATCH_SIZE", "2")
+            .env("FCW_PROVIDER__YAHOO__QUOTE_BATCH", "2")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let child = cmd.spawn().unwrap();
+        eventually(10, "the first quote request", || async {
+            (quote_requests(&upstream).await > 0).then_some(())
+        })
+        .await;
+        let signalled = Instant::now();
+        assert!(
+            std::process::Command::new("kill")
+                .args(["-TERM", &child.id().unwrap().to_string()])
+                .status()
+                .unwrap()
+                .success()
+        );
+        let output = child.wait_with_output().await.unwrap();
+        let took = signalled.elapsed();
+        let err = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(143), "{err}");
+        assert!(
+            took < Duration::from_secs(4)
+                + grace
+                    .trim_end_matches('s')
+                    .parse::<u64>()
+                    .map(Duration::from_secs)
+                    .unwrap(),
+            "took {took:?}"
+        );
+        let keys: Vec<String> = conn(&server)
+            .await
+            .keys("finance:cache:stock:*")
+            .await
+            .unwrap();
+        assert_eq!(keys.len(), expect_keys, "{keys:?}\n{err}");
+        assert_eq!(
+            quote_requests(&upstream).await,
+            1,
+            "no batch started after the signal"
+        );
+        let lock: Option<String> = conn(&server)
+            .await
+            .get("finance:lock:job:stock")
+            .await
+            .unwrap();
+        assert_eq!(lock, None, "the lock was released");
+    }
+}
+
+#[tokio::test]
+async fn once_exits_3_when_redis_is_down_at_start() {
+    let mut server = redis().await;
+    let upstream = yahoo(recorded("yahoo/quote_AAPL_BABA_multi_symbol.json")).await;
+    server.stop().await;
+    let (code, _, err) = support::run(&mut once(&server, &upstream, &["stock"]));
+    assert_eq!(code, Some(3), "{err}");
+    assert_eq!(quote_requests(&upstream).await, 0);
+}
+
+#[tokio::test]
+async fn shards_cover_every_ticker_exactly_once() {
+    let server = redis().await;
+    let symbols: Vec<String> = (0..40).map(|i| format!("T{i:03}")).collect();
+    let members: Vec<&[u8]> = symbols.iter().map(|s| s.as_bytes()).collect();
+    watchlist(&server, &members).await;
+    let upstream = MockServer::start().await; // unused: replay serves every ticker
+    let mut total = 0;
+    for index in 0..4u32 {
+        let shard = Shard::new(index, 4).unwrap();
+        let expected = symbols
+            .iter()
+            .filter(|s| shard.contains(&s.parse::<Ticker>().unwrap()))
+            .count() as u64;
+        let mut cmd = once(&server, &upstream, &["stock"]);
+        cmd.env("FCW_PROVIDER__STOCK", "replay");
+        // Half the shards by --shard, half as a Kubernetes Indexed Job would run them.
+        if index % 2 == 0 {
+            cmd.args(["--shard", &format!("{index}/4")]);
+        } else {
+            cmd.args(["--shards", "4"])
+                .env("JOB_COMPLETION_INDEX", index.to_string());
+        }
+        let (code, _, err) = support::run(&mut cmd);
+        assert_eq!(code, Some(0), "{err}");
+        let s = summary(&err, "stock");
+        assert_eq!(s["written"].as_u64(), Some(expected), "shard {shard}");
+        assert_eq!(s["span"]["shard"], shard.to_string());
+        total += expected;
+    }
+    assert_eq!(total, 40);
+    let keys: Vec<String> = conn(&server)
+        .await
+        .keys("finance:cache:stock:*")
+        .await
+        .unwrap();
+    assert_eq!(keys.len(), 40);
+    // --shards needs the index.
+    let (code, _, err) = support::run(
+        once(&server, &upstream, &["stock", "--shards", "4"]).env_remove("JOB_COMPLETION_INDEX"),
+    );
+    assert_eq!(code, Some(2), "{err}");
+}
+
+/// Starts `run` and returns the child with a task collecting its stderr lines.
+fn daemon(
+    redis: &LocalRedis,
+    upstream: &MockServer,
+    extra: &[(&str, &str)],
+) -> (
+    tokio::process::Child,
+    tokio::sync::mpsc::UnboundedReceiver<String>,
+) {
+    let mut cmd = tokio::process::Command::from(fcw());
+    cmd.arg("run");
+    for (k, v) in env(redis, upstream) {
+        cmd.env(k, v);
+    }
+    for (k, v) in extra {
+        cmd.env(k, v);
+    }
+    let mut child = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    tokio::spawn(async move {
+        while let Ok(Some(line)) = lines.next_line().await {
+            let _ = tx.send(line);
+        }
+    });
+    (child, rx)
+}
+
+/// Waits for a log line containing all of `needles`, keeping every line seen in `seen`.
+async fn wait_for_line(
+    rx: &mut tokio::sync::mpsc::UnboundedReceiver<String>,
+    seen: &mut Vec<String>,
+    needles: &[&str],
+    secs: u64,
+) {
+    let found = tokio::time::timeout(Duration::from_secs(secs), async {
+        while let Some(line) = rx.recv().await {
+            let hit = needles.iter().all(|n| line.contains(n));
+            seen.push(line);
+            if hit {
+                return;
+            }
+        }
+    })
+    .await;
+    assert!(
+        found.is_ok(),
+        "no line with {needles:?} within {secs}s; saw:\n{}",
+        seen.join("\n")
+    );
+}
+
+#[tokio::test]
+async fn the_daemon_survives_a_redis_restart_and_the_next_run_succeeds() {
+    let mut server = redis().await;
+    watchlist(&server, &[b"AAPL", b"QQQ"]).await;
+    let upstream = MockServer::start().await;
+    let every_second = "* * * * * *";
+    let (mut child, mut rx) = daemon(
+        &server,
+        &upstream,
+        &[
+            ("FCW_PROVIDER__STOCK", "replay"),
+            ("FCW_JOBS__STOCK__SCHEDULE", every_second),
+            ("FCW_JOBS__STOCK__REFRESH_AHEAD", "1"),
+            ("FCW_JOBS__OPTIONS__ENABLED", "false"),
+            ("FCW_JOBS__EARNINGS__ENABLED", "false"),
+            ("FCW_JOBS__INTEGRITY__ENABLED", "false"),
+        ],
+    );
+    let mut seen = Vec::new();
+    wait_for_line(
+        &mut rx,
+        &mut seen,
+        &["run finished", "\"outcome\":\"ok\"", "\"written\":2"],
+        15,
+    )
+    .await;
+    server.stop().await;
+    wait_for_line(
+        &mut rx,
+        &mut seen,
+        &["run finished", "\"outcome\":\"failed\""],
+        15,
+    )
+    .await;
+    wait_for_line(
+        &mut rx,
+        &mut seen,
+        &["run finished", "\"outcome\":\"failed\""],
+        15,
+    )
+    .await;
+    server.restart().await.unwrap();
+    watchlist(&server, &[b"AAPL", b"QQQ"]).await;
+    wait_for_line(
+        &mut rx,
+        &mut seen,
+        &["run finished", "\"outcome\":\"ok\"", "\"written\":2"],
+        20,
+    )
+    .await;
+    let exists: bool = conn(&server)
+        .await
+        .exists("finance:cache:stock:QQQ")
+        .await
+        .unwrap();
+    assert!(exists);
+    let outage_logged = seen
+        .iter()
+        .filter(|l| l.contains("Redis is unreachable"))
+        .count();
+    assert_eq!(
+        outage_logged,
+        1,
+        "the outage is logged once:\n{}",
+        seen.join("\n")
+    );
+    assert!(seen.iter().any(|l| l.contains("Redis is reachable again")));
+    assert!(!seen.iter().any(|l| l.contains("panicked")));
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-TERM", &child.id().unwrap().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    assert_eq!(child.wait().await.unwrap().code(), Some(0));
+}
+
+#[tokio::test]
+async fn the_daemon_runs_on_start_and_skips_ticks_that_overlap_a_run() {
+    let server = redis().await;
+    watchlist(&server, &[b"AAPL", b"BABA"]).await;
+    let upstream = yahoo(
+        recorded("yahoo/quote_AAPL_BABA_multi_symbol.json").set_delay(Duration::from_millis(2500)),
+    )
+    .await;
+    let (mut child, mut rx) = daemon(
+        &server,
+        &upstream,
+        &[
+            ("FCW_JOBS__STOCK__SCHEDULE", "* * * * * *"),
+            ("FCW_JOBS__OPTIONS__ENABLED", "false"),
+            ("FCW_JOBS__EARNINGS__ENABLED", "false"),
+            ("FCW_JOBS__INTEGRITY__ENABLED", "false"),
+        ],
+    );
+    let mut seen = Vec::new();
+    // The start-up run is slow; the ticks during it are skipped, not stacked.
+    wait_for_line(&mut rx, &mut seen, &["the previous run is still going"], 10).await;
+    wait_for_line(
+        &mut rx,
+        &mut seen,
+        &["run finished", "\"outcome\":\"ok\""],
+        10,
+    )
+    .await;
+    let started = seen.iter().filter(|l| l.contains("run finished")).count();
+    assert_eq!(started, 1);
+    assert_eq!(
+        quote_requests(&upstream).await,
+        1,
+        "overlapping ticks did not start runs"
+    );
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-INT", &child.id().unwrap().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    assert_eq!(
+        child.wait().await.unwrap().code(),
+        Some(0),
+        "run exits 0 after SIGINT too"
+    );
+}
+
+#[test]
+fn demo_runs_every_job_on_replay_and_a_private_redis_server() {
+    let (code, out, err) = support::run(fcw().arg("demo"));
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        out.contains("finance:watchlist with 11 members, provider replay"),
+        "{out}"
+    );
+    for job in ["stock", "options", "earnings"] {
+        assert!(
+            out.lines().any(|l| l.starts_with(job)
+                && l.contains(" ok ")
+                && l.contains("invalid 1 written 10")),
+            "{job}: {out}"
+        );
+    }
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("finance:cache:stock:AAPL") && l.contains("333.69 USD")),
+        "{out}"
+    );
+    assert!(
+        !out.contains("(missing)"),
+        "every key of every valid ticker is cached: {out}"
+    );
+}
+
+#[tokio::test]
+async fn earnings_refresh_ahead_judges_a_key_by_the_ttl_its_cached_date_would_get_now() {
+    let server = redis().await;
+    watchlist(&server, &[b"AAPL", b"QQQ", b"GOOG"]).await;
+    let upstream = MockServer::start().await;
+    let run = |args: &[&str]| {
+        let mut cmd = once(&server, &upstream, args);
+        cmd.env("FCW_PROVIDER__EARNINGS", "replay");
+        support::run(&mut cmd)
+    };
+    let (code, _, err) = run(&["earnings"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(summary(&err, "earnings")["written"].as_u64(), Some(3));
+    let mut c = conn(&server).await;
+    // QQQ has no earnings (a 24 h TTL), AAPL's recorded date is past (1 h): both still fresh.
+    let qqq_ttl: i64 = c.ttl("finance:cache:earnings:QQQ").await.unwrap();
+    assert!(qqq_ttl > 86_000, "{qqq_ttl}");
+    // An unreadable cached value is refreshed whatever its TTL.
+    let _: () = c
+        .set_ex("finance:cache:earnings:GOOG", "{garbage", 86_400)
+        .await
+        .unwrap();
+    let (_, _, err) = run(&["earnings"]);
+    let s = summary(&err, "earnings");
+    assert_eq!(
+        (s["skipped_fresh"].as_u64(), s["written"].as_u64()),
+        (Some(2), Some(1)),
+        "{s}"
+    );
+    let goog: String = c.get("finance:cache:earnings:GOOG").await.unwrap();
+    assert_schema("earnings", &serde_json::from_str(&goog).unwrap());
+    // Under half of the 24 h the date-less QQQ would get now: refreshed.
+    let _: () = c
+        .expire("finance:cache:earnings:QQQ", 40_000)
+        .await
+        .unwrap();
+    let (_, _, err) = run(&["earnings"]);
+    assert_eq!(summary(&err, "earnings")["written"].as_u64(), Some(1));
+}
