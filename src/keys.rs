@@ -40,6 +40,56 @@ pub fn cache(kind: CacheKind, ticker: &Ticker) -> String {
     format!("finance:cache:{}:{}", kind.as_str(), ticker.as_str())
 }
 
+/// `SCAN MATCH` pattern of every cache key.
+pub const CACHE_PATTERN: &str = "finance:cache:*";
+
+/// The kind and ticker of a cache key, if it is one of ours (`finance:cache:stock:AAPL`).
+pub fn parse_cache(key: &[u8]) -> Option<(CacheKind, Ticker)> {
+    let rest = key.strip_prefix(b"finance:cache:")?;
+    let colon = rest.iter().position(|b| *b == b':')?;
+    let (kind, ticker) = (&rest[..colon], &rest[colon + 1..]);
+    let kind = CacheKind::ALL
+        .into_iter()
+        .find(|k| k.as_str().as_bytes() == kind)?;
+    let ticker = Ticker::parse(ticker).ok()?;
+    // Only the exact key we would write: `finance:cache:stock:aapl` is not ours.
+    (ticker.as_str().as_bytes() == &rest[colon + 1..]).then_some((kind, ticker))
+}
+
+/// An integrity rule's `member_key` template (`finance:position:{member}`), split around the
+/// placeholder. Members are arbitrary bytes and are substituted literally.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberKey {
+    prefix: Vec<u8>,
+    suffix: Vec<u8>,
+}
+
+impl MemberKey {
+    /// `template` must contain `{member}` once (the config checks it).
+    pub fn parse(template: &str) -> MemberKey {
+        let (prefix, suffix) = template
+            .split_once(crate::config::MEMBER_PLACEHOLDER)
+            .unwrap_or((template, ""));
+        MemberKey {
+            prefix: prefix.as_bytes().to_vec(),
+            suffix: suffix.as_bytes().to_vec(),
+        }
+    }
+
+    /// The object key `member` points to.
+    pub fn key(&self, member: &[u8]) -> Vec<u8> {
+        [self.prefix.as_slice(), member, self.suffix.as_slice()].concat()
+    }
+
+    /// The member an object key stands for, if the key fits the template.
+    pub fn member<'a>(&self, key: &'a [u8]) -> Option<&'a [u8]> {
+        let inner = key
+            .strip_prefix(self.prefix.as_slice())?
+            .strip_suffix(self.suffix.as_slice())?;
+        (!inner.is_empty()).then_some(inner)
+    }
+}
+
 /// The lock a run of `job` holds (`finance:lock:job:stock`); a sharded run locks its shard only
 /// (`finance:lock:job:stock:shard:2-of-8`), so shards run in parallel but each once.
 pub fn job_lock(job: &str, shard: Option<(u32, u32)>) -> String {
@@ -62,5 +112,51 @@ mod tests {
             cache(CacheKind::Earnings, &t),
             "finance:cache:earnings:BRK-B"
         );
+    }
+
+    #[test]
+    fn lock_keys_name_the_job_and_shard() {
+        assert_eq!(job_lock("stock", None), "finance:lock:job:stock");
+        assert_eq!(
+            job_lock("options", Some((2, 8))),
+            "finance:lock:job:options:shard:2-of-8"
+        );
+    }
+
+    #[test]
+    fn cache_keys_parse_back_and_nothing_else_does() {
+        assert_eq!(
+            parse_cache(b"finance:cache:options:BRK-B"),
+            Some((CacheKind::Options, "BRK-B".parse().unwrap()))
+        );
+        for other in [
+            &b"finance:cache:stock:aapl"[..],
+            b"finance:cache:news:AAPL",
+            b"finance:cache:stock:",
+            b"finance:position:1",
+            b"finance:cache:stock:A B",
+        ] {
+            assert_eq!(
+                parse_cache(other),
+                None,
+                "{}",
+                String::from_utf8_lossy(other)
+            );
+        }
+    }
+
+    #[test]
+    fn member_keys_substitute_bytes_literally() {
+        let t = MemberKey::parse("finance:position:{member}");
+        assert_eq!(t.key(b"42"), b"finance:position:42");
+        assert_eq!(
+            t.key(b"a*{b} \n\xff"),
+            b"finance:position:a*{b} \n\xff".to_vec()
+        );
+        assert_eq!(t.member(b"finance:position:42"), Some(&b"42"[..]));
+        assert_eq!(t.member(b"finance:positions:index"), None);
+        let wrapped = MemberKey::parse("obj:{member}:data");
+        assert_eq!(wrapped.key(b"x"), b"obj:x:data");
+        assert_eq!(wrapped.member(b"obj:x:data"), Some(&b"x"[..]));
     }
 }
