@@ -71,6 +71,7 @@ pub async fn execute(
             shard,
             shards,
             completion_index,
+            dry_run,
         } => {
             let shard = match (shard, shards, completion_index) {
                 (Some(shard), _, _) => Some(shard),
@@ -79,7 +80,17 @@ pub async fn execute(
                 }
                 _ => None,
             };
-            once(settings, job.jobs(), RunOptions { force, shard }, shutdown).await
+            once(
+                settings,
+                job.jobs(),
+                RunOptions {
+                    force,
+                    shard,
+                    dry_run,
+                },
+                shutdown,
+            )
+            .await
         }
         Command::Calendar { from, to, json } => {
             let cal = Calendar::from_settings(&settings.market);

@@ -45,6 +45,9 @@ pub enum Command {
         /// The shard index for --shards; Kubernetes Indexed Jobs set it.
         #[arg(long, env = "JOB_COMPLETION_INDEX", hide = true)]
         completion_index: Option<u32>,
+        /// Integrity: report what would change, change nothing.
+        #[arg(long)]
+        dry_run: bool,
     },
     /// Load and validate the config, then print it as TOML with secrets shown as ***.
     CheckConfig {

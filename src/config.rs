@@ -32,8 +32,42 @@ pub struct Settings {
     pub ttl: TtlSettings,
     pub provider: ProviderSettings,
     pub scheduler: SchedulerSettings,
+    pub integrity: IntegritySettings,
     pub jobs: JobsSettings,
 }
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IntegritySettings {
+    pub grace: HumanDuration,
+    pub dry_run: bool,
+    pub scan_count: u32,
+    pub prune_unwatched: bool,
+    pub rules: Vec<IntegrityRule>,
+}
+
+/// `[[integrity.rules]]`: an index set (or a pattern of them) and the object key its members
+/// point to.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IntegrityRule {
+    pub index: String,
+    pub member_key: String,
+    #[serde(default)]
+    pub reindex: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object_pattern: Option<String>,
+}
+
+impl IntegrityRule {
+    /// Whether `index` names many sets (a glob pattern) rather than one.
+    pub fn is_pattern(&self) -> bool {
+        self.index.contains(['*', '?', '['])
+    }
+}
+
+/// The placeholder in `member_key` that stands for the member.
+pub const MEMBER_PLACEHOLDER: &str = "{member}";
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -571,6 +605,7 @@ impl Settings {
         }
         self.validate_ttl()?;
         self.validate_providers()?;
+        self.validate_integrity()?;
         for (name, job) in self.jobs.iter() {
             if name != "options" && job.expirations.is_some() {
                 return Err((
@@ -799,6 +834,59 @@ impl Settings {
                 "provider.replay.dir".into(),
                 format!("{} is not a directory", dir.display()),
             ));
+        }
+        Ok(())
+    }
+}
+
+impl Settings {
+    fn validate_integrity(&self) -> Result<(), KeyProblem> {
+        let i = &self.integrity;
+        if !(1..=MAX_BATCH).contains(&i.scan_count) {
+            return Err((
+                "integrity.scan_count".into(),
+                format!("{} is outside 1..={MAX_BATCH}", i.scan_count),
+            ));
+        }
+        for (n, rule) in i.rules.iter().enumerate() {
+            let key = |field: &str| format!("integrity.rules[{n}].{field}");
+            if rule.index.is_empty() {
+                return Err((key("index"), "must not be empty".into()));
+            }
+            if rule.member_key.matches(MEMBER_PLACEHOLDER).count() != 1 {
+                return Err((
+                    key("member_key"),
+                    format!(
+                        "{:?} must contain {MEMBER_PLACEHOLDER} exactly once",
+                        rule.member_key
+                    ),
+                ));
+            }
+            match (&rule.object_pattern, rule.reindex) {
+                (None, true) => {
+                    return Err((
+                        key("object_pattern"),
+                        "reindex = true needs an object_pattern such as \"finance:position:*\""
+                            .into(),
+                    ));
+                }
+                (Some(_), false) => {
+                    return Err((
+                        key("object_pattern"),
+                        "only used with reindex = true".into(),
+                    ));
+                }
+                _ => {}
+            }
+            if rule.reindex && rule.is_pattern() {
+                return Err((
+                    key("reindex"),
+                    format!(
+                        "reindex needs a single index, not the pattern {:?}",
+                        rule.index
+                    ),
+                ));
+            }
         }
         Ok(())
     }

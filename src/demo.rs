@@ -7,7 +7,7 @@ use std::io::Write;
 
 use crate::app::{self, AppError};
 use crate::config::{ConfigError, ProviderName, RedisUrl, Settings};
-use crate::jobs::{self, JobName, RunOptions};
+use crate::jobs::{JobName, RunOptions};
 use crate::keys::{self, CacheKind};
 use crate::local_redis::{LocalRedis, LocalRedisOptions};
 use crate::model::{Earnings, OptionsChain, StockQuote};
@@ -82,14 +82,40 @@ pub async fn run(
         keys::WATCHLIST,
         SAMPLE_WATCHLIST.len()
     )?;
+    // Sample positions for the integrity job: p3's object is gone, so its index entry is an
+    // orphan; a short grace keeps the demo quick.
+    let _: () = redis::pipe()
+        .cmd("SADD")
+        .arg("finance:positions:index")
+        .arg(&["p1", "p2", "p3"][..])
+        .cmd("SET")
+        .arg("finance:position:p1")
+        .arg(r#"{"ticker":"AAPL","qty":10}"#)
+        .cmd("SET")
+        .arg("finance:position:p2")
+        .arg(r#"{"ticker":"MSFT","qty":5}"#)
+        .query_async(&mut conn)
+        .await
+        .map_err(|e| command_failed("sample positions", e))?;
+    settings.integrity.grace =
+        crate::config::HumanDuration::new(std::time::Duration::from_millis(500));
     let runner = Runner::new(app::shared(settings, store.clone())?, shutdown);
-    let available: Vec<JobName> = JobName::ALL
-        .into_iter()
-        .filter(|j| jobs::job(*j).is_some())
-        .collect();
-    let results = app::run_jobs(&runner, &available, RunOptions::default()).await?;
+    let results = app::run_jobs(&runner, &JobName::ALL, RunOptions::default()).await?;
     for r in &results {
         let rep = &r.report;
+        if r.job == JobName::Integrity {
+            writeln!(
+                out,
+                "{:<9} {:<7} {:>5} ms  checked {} orphans {} removed {}",
+                r.job.as_str(),
+                r.outcome.as_str(),
+                r.duration.as_millis(),
+                rep.checked,
+                rep.orphans,
+                rep.removed
+            )?;
+            continue;
+        }
         writeln!(
             out,
             "{:<9} {:<7} {:>5} ms  seen {} invalid {} written {} unknown {} failed {}",

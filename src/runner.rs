@@ -109,12 +109,7 @@ impl Runner {
         options: RunOptions,
         counters: Arc<RunCounters>,
     ) -> (Outcome, RunReport) {
-        let Some(runnable) = jobs::job(job) else {
-            return (
-                Outcome::Failed(format!("the {job} job is not available in this version")),
-                RunReport::default(),
-            );
-        };
+        let runnable = jobs::job(job);
         let settings = &self.shared.settings;
         let key = keys::job_lock(job.as_str(), options.shard.map(|s| (s.index, s.count)));
         let lock = match Lock::acquire(&self.shared.store, &key, settings.scheduler.lock_ttl.get())
@@ -241,7 +236,13 @@ impl Runner {
                     fetched = rep.fetched,
                     written = rep.written,
                     unknown = rep.unknown,
-                    failed = rep.failed,
+                                        failed = rep.failed,
+                    checked = rep.checked,
+                    orphans = rep.orphans,
+                    removed = rep.removed,
+                    reindexed = rep.reindexed,
+                    pruned = rep.pruned,
+                    dry_run = rep.dry_run,
                     upstream_requests = r.upstream_requests,
                     upstream_retries = r.upstream_retries,
                     redis_round_trips = r.redis_round_trips,

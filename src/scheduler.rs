@@ -11,7 +11,7 @@ use chrono_tz::Tz;
 use croner::Cron;
 use tokio::task::JoinHandle;
 
-use crate::jobs::{self, JobName, RunOptions};
+use crate::jobs::{JobName, RunOptions};
 use crate::runner::{RunResult, Runner};
 use crate::shutdown::Shutdown;
 use crate::stats;
@@ -35,10 +35,7 @@ pub async fn run(runner: Runner, shutdown: Shutdown) {
             tracing::info!(job = %job, "disabled (jobs.{job}.enabled = false)");
             continue;
         }
-        if jobs::job(job).is_none() {
-            tracing::warn!(job = %job, "not available in this version; not scheduled");
-            continue;
-        }
+
         let (cron, run_on_start) = (
             job_settings.schedule.cron().clone(),
             job_settings.run_on_start,

@@ -122,3 +122,16 @@ pub fn run_finished(
 pub fn run_skipped_overlap(job: &'static str) {
     metrics::counter!("fcw_runs_total", "job" => job, "outcome" => "skipped_overlap").increment(1);
 }
+
+/// `fcw_integrity_members_checked_total{rule}`, `fcw_integrity_orphans_found_total{rule}`,
+/// `fcw_integrity_members_removed_total{rule}`, `fcw_integrity_reindexed_total{rule}`.
+pub fn integrity_rule(rule: &str, checked: u64, orphans: u64, removed: u64, reindexed: u64) {
+    let rule = rule.to_owned();
+    metrics::counter!("fcw_integrity_members_checked_total", "rule" => rule.clone())
+        .increment(checked);
+    metrics::counter!("fcw_integrity_orphans_found_total", "rule" => rule.clone())
+        .increment(orphans);
+    metrics::counter!("fcw_integrity_members_removed_total", "rule" => rule.clone())
+        .increment(removed);
+    metrics::counter!("fcw_integrity_reindexed_total", "rule" => rule).increment(reindexed);
+}

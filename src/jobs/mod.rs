@@ -7,7 +7,9 @@
 //! # Layout
 //! - [`watchlist`]: streams `finance:watchlist`, validating, de-duplicating and sharding.
 //! - [`warm`]: the `stock`, `options` and `earnings` jobs.
+//! - [`integrity`]: the `integrity` job.
 
+pub mod integrity;
 pub mod warm;
 pub mod watchlist;
 
@@ -94,6 +96,8 @@ pub struct RunOptions {
     /// Ignore refresh-ahead: fetch every ticker.
     pub force: bool,
     pub shard: Option<Shard>,
+    /// Integrity: report what would change, change nothing.
+    pub dry_run: bool,
 }
 
 /// One run's view: the shared parts, its options, and the signal to stop starting new work.
@@ -136,6 +140,14 @@ pub struct RunReport {
     pub failure_samples: Vec<String>,
     /// The run stopped early because shutdown was requested.
     pub interrupted: bool,
+    /// Integrity: index members checked, found orphaned, removed; objects re-indexed; cache keys
+    /// of unwatched tickers pruned; whether it only reported.
+    pub checked: u64,
+    pub orphans: u64,
+    pub removed: u64,
+    pub reindexed: u64,
+    pub pruned: u64,
+    pub dry_run: bool,
 }
 
 /// Failures kept verbatim in a report; the rest are only counted.
@@ -167,7 +179,9 @@ pub trait Job: Send + Sync {
 }
 
 /// The job type for a name.
-pub fn job(name: JobName) -> Option<Arc<dyn Job>> {
-    name.cache_kind()
-        .map(|kind| Arc::new(warm::WarmJob::new(kind)) as Arc<dyn Job>)
+pub fn job(name: JobName) -> Arc<dyn Job> {
+    match name.cache_kind() {
+        Some(kind) => Arc::new(warm::WarmJob::new(kind)),
+        None => Arc::new(integrity::IntegrityJob),
+    }
 }

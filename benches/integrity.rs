@@ -1,0 +1,141 @@
+//! The integrity job on a 1,000,000-member index with 10% orphans: members/s, Redis round trips
+//! and the daemon's peak memory, next to the raw pipelined EXISTS throughput of the same server
+//! (`redis-benchmark -P 100 ... EXISTS`) as the ideal.
+//!
+//! `cargo bench --bench integrity` (BENCH_MEMBERS=... for another size).
+
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use support::{conn, fcw, redis, summary};
+
+#[tokio::main]
+async fn main() {
+    let members: usize = std::env::var("BENCH_MEMBERS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
+    let server = redis().await;
+    let mut c = conn(&server).await;
+    for start in (0..members).step_by(10_000) {
+        let ids: Vec<String> = (start..(start + 10_000).min(members))
+            .map(|i| i.to_string())
+            .collect();
+        let mut pipe = redis::pipe();
+        pipe.cmd("SADD")
+            .arg("finance:positions:index")
+            .arg(&ids)
+            .ignore();
+        for id in ids
+            .iter()
+            .filter(|id| id.parse::<usize>().unwrap() % 10 != 0)
+        {
+            pipe.cmd("SET")
+                .arg(format!("finance:position:{id}"))
+                .arg("{}")
+                .ignore();
+        }
+        let _: () = pipe.query_async(&mut c).await.unwrap();
+    }
+    let orphans = members.div_ceil(10);
+
+    let mut cmd = tokio::process::Command::from(fcw());
+    cmd.args(["once", "integrity"])
+        .env("FCW_REDIS__URL", server.url())
+        .env("FCW_INTEGRITY__GRACE", "0s")
+        .env(
+            "FCW_INTEGRITY__SCAN_COUNT",
+            std::env::var("BENCH_SCAN_COUNT").unwrap_or_else(|_| "500".into()),
+        )
+        .env("FCW_LOG__FORMAT", "json")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let child = cmd.spawn().unwrap();
+    let pid = child.id().unwrap();
+    let peak = tokio::spawn(async move {
+        let (mut peak_kib, mut cpu_ticks) = (0u64, 0u64);
+        while let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) {
+            // utime + stime, in clock ticks, from /proc/PID/stat (fields 14 and 15).
+            if let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+                let fields: Vec<&str> = stat
+                    .rsplit(')')
+                    .next()
+                    .unwrap_or_default()
+                    .split_whitespace()
+                    .collect();
+                if let (Some(u), Some(s)) = (fields.get(11), fields.get(12)) {
+                    cpu_ticks = u.parse::<u64>().unwrap_or(0) + s.parse::<u64>().unwrap_or(0);
+                }
+            }
+            if let Some(kib) = status
+                .lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            {
+                peak_kib = kib;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        (peak_kib, cpu_ticks)
+    });
+    let output = child.wait_with_output().await.unwrap();
+    let (peak_kib, cpu_ticks) = peak.await.unwrap();
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{err}");
+    let s = summary(&err, "integrity");
+    assert_eq!(s["removed"].as_u64(), Some(orphans as u64), "{s}");
+    let ms = s["duration_ms"].as_f64().unwrap();
+
+    let ideal = std::process::Command::new("redis-benchmark")
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &server.port().to_string(),
+            "-P",
+            "100",
+            "-n",
+            "1000000",
+            "-r",
+            "1000000",
+            "-q",
+        ])
+        .args(["EXISTS", "finance:position:__rand_int__"])
+        .output()
+        // redis-benchmark redraws its line with carriage returns: the last one is the result.
+        .map(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .rsplit('\r')
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .to_owned()
+        })
+        .unwrap_or_else(|e| format!("redis-benchmark not available: {e}"));
+
+    println!(
+        "integrity benchmark: {members} members in finance:positions:index, {orphans} orphans, grace 0s, scan_count {}",
+        std::env::var("BENCH_SCAN_COUNT").unwrap_or_else(|_| "500".into())
+    );
+    println!("  run duration      {ms:.0} ms");
+    println!(
+        "  throughput        {:.0} members/s",
+        members as f64 / (ms / 1000.0)
+    );
+    println!("  redis round trips {}", s["redis_round_trips"]);
+    println!(
+        "  daemon CPU time   {} ms (user + system; the rest of the run is waiting on Redis)",
+        cpu_ticks * 10
+    );
+    println!(
+        "  peak memory       {:.1} MiB (VmHWM of the daemon process)",
+        peak_kib as f64 / 1024.0
+    );
+    println!(
+        "  ideal (same server, pipelined EXISTS): {}",
+        ideal.lines().last().unwrap_or_default()
+    );
+}
