@@ -3,6 +3,7 @@
 
 use std::io::Write;
 use std::sync::Arc;
+use std::time::Duration;
 
 use chrono::Utc;
 
@@ -15,9 +16,11 @@ use crate::local_redis::LocalRedisError;
 use crate::provider::{Providers, SetupError};
 use crate::runner::{Outcome, RunResult, Runner};
 use crate::scheduler;
+use crate::server::{self, Health};
 use crate::shutdown::{Shutdown, Signal};
 use crate::store::{Store, StoreError};
 use crate::ttl::TtlPolicy;
+use crate::{notify, stats};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
@@ -37,6 +40,10 @@ pub enum AppError {
     Interrupted(Signal),
     #[error("cannot write output: {0}")]
     Output(#[from] std::io::Error),
+    #[error("server.listen: cannot listen on {0}: {1}")]
+    Listen(std::net::SocketAddr, std::io::Error),
+    #[error("cannot set up metrics: {0}")]
+    Metrics(String),
 }
 
 impl AppError {
@@ -50,7 +57,9 @@ impl AppError {
             AppError::Redis(_)
             | AppError::LocalRedis(_)
             | AppError::JobsFailed(_)
-            | AppError::Output(_) => 1,
+            | AppError::Output(_)
+            | AppError::Listen(..)
+            | AppError::Metrics(_) => 1,
         }
     }
 }
@@ -142,16 +151,57 @@ pub fn shared(settings: Settings, store: Store) -> Result<Arc<Shared>, AppError>
     }))
 }
 
-/// The daemon: every enabled job on its schedule until a signal. Starts while Redis is down
-/// (the runs fail and log it until it is back) and exits 0 after a clean shutdown.
+/// The daemon: every enabled job on its schedule until a signal, and the HTTP endpoint. Starts
+/// while Redis is down (the runs fail and log it until it is back) and exits 0 after a clean
+/// shutdown.
 async fn run(settings: Settings, shutdown: Shutdown) -> Result<(), AppError> {
+    let metrics = stats::install().map_err(AppError::Metrics)?;
+    let listen = settings.server.address();
     let store = Store::lazy(&settings.redis)?;
-    let runner = Runner::new(shared(settings, store)?, shutdown.clone());
-    tracing::info!(redis = runner.shared().store.address(), "daemon started");
-    scheduler::run(runner, shutdown.clone()).await;
+    let runner = Runner::new(shared(settings, store.clone())?, shutdown.clone());
+    let heartbeat = notify::watchdog_interval().map_or(HEARTBEAT, |w| (w / 2).min(HEARTBEAT));
+    let health = Health::new(heartbeat);
+    let server = match listen {
+        Some(address) => {
+            let listener = tokio::net::TcpListener::bind(address)
+                .await
+                .map_err(|e| AppError::Listen(address, e))?;
+            tracing::info!(address = %address, "serving /healthz, /readyz and /metrics");
+            Some(tokio::spawn(server::serve(
+                listener,
+                health.clone(),
+                store.clone(),
+                metrics.clone(),
+                shutdown.clone(),
+            )))
+        }
+        None => None,
+    };
+    let upkeep = {
+        let (metrics, shutdown) = (metrics.clone(), shutdown.clone());
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = shutdown.requested() => return,
+                    _ = tokio::time::sleep(METRICS_UPKEEP) => metrics.run_upkeep(),
+                }
+            }
+        })
+    };
+    tracing::info!(redis = store.address(), "daemon started");
+    scheduler::run(runner, shutdown.clone(), health).await;
+    if let Some(server) = server {
+        let _ = server.await;
+    }
+    let _ = upkeep.await;
     tracing::info!(signal = ?shutdown.signal(), "daemon stopped");
     Ok(())
 }
+
+/// The scheduler's heartbeat (and systemd watchdog ping) interval, at most.
+const HEARTBEAT: Duration = Duration::from_secs(5);
+/// How often histogram buckets are compacted; the exporter needs it or they grow without bound.
+const METRICS_UPKEEP: Duration = Duration::from_secs(10);
 
 /// Runs `jobs` once each, in order. Redis must answer first (exit 3 otherwise).
 pub async fn once(

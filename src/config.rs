@@ -17,6 +17,8 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// Prefix of the environment variables that override configuration keys.
 pub const ENV_PREFIX: &str = "FCW_";
+/// systemd sets this to the directory of the service's `LoadCredential=` files.
+pub const CREDENTIALS_ENV: &str = "CREDENTIALS_DIRECTORY";
 /// Environment variable naming the config file (also `-c/--config`); not itself a key.
 pub const CONFIG_PATH_ENV: &str = "FCW_CONFIG";
 /// The documented defaults, which are also the real ones: the file is compiled in.
@@ -26,6 +28,7 @@ pub const DEFAULTS_TOML: &str = include_str!("../config/default.toml");
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Settings {
+    pub server: ServerSettings,
     pub redis: RedisSettings,
     pub log: LogSettings,
     pub market: MarketSettings,
@@ -68,6 +71,20 @@ impl IntegrityRule {
 
 /// The placeholder in `member_key` that stands for the member.
 pub const MEMBER_PLACEHOLDER: &str = "{member}";
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSettings {
+    /// `host:port` of the HTTP endpoint; empty disables it.
+    pub listen: String,
+}
+
+impl ServerSettings {
+    /// The address to listen on, if the endpoint is enabled.
+    pub fn address(&self) -> Option<std::net::SocketAddr> {
+        self.listen.parse().ok()
+    }
+}
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -375,6 +392,9 @@ impl Settings {
 struct Layers {
     tree: toml::Table,
     origins: BTreeMap<String, Origin>,
+    /// systemd's `$CREDENTIALS_DIRECTORY` (`LoadCredential=`): relative `*_file` paths are
+    /// read from it.
+    credentials: Option<PathBuf>,
 }
 
 impl Layers {
@@ -384,6 +404,7 @@ impl Layers {
         Layers {
             tree,
             origins: BTreeMap::new(),
+            credentials: None,
         }
     }
 
@@ -401,6 +422,10 @@ impl Layers {
         let Some(name) = name.to_str() else {
             return Ok(()); // not ours: our variables are ASCII
         };
+        if name == CREDENTIALS_ENV {
+            self.credentials = Some(PathBuf::from(value));
+            return Ok(());
+        }
         let Some(rest) = name.strip_prefix(ENV_PREFIX) else {
             return Ok(());
         };
@@ -444,7 +469,11 @@ impl Layers {
     }
 
     fn into_settings(self) -> Result<Settings, ConfigError> {
-        let Layers { tree, origins } = self;
+        let Layers {
+            tree,
+            origins,
+            credentials,
+        } = self;
         let origin_of = |key: &str| -> Origin {
             let mut key = key;
             loop {
@@ -465,14 +494,16 @@ impl Layers {
                 key,
             }
         })?;
-        settings.resolve_secrets().map_err(|(key, message)| {
-            let origin = origin_of(&key);
-            ConfigError::Invalid {
-                key,
-                message,
-                origin,
-            }
-        })?;
+        settings
+            .resolve_secrets(credentials.as_deref())
+            .map_err(|(key, message)| {
+                let origin = origin_of(&key);
+                ConfigError::Invalid {
+                    key,
+                    message,
+                    origin,
+                }
+            })?;
         settings.validate().map_err(|(key, message)| {
             let origin = origin_of(&key);
             ConfigError::Invalid {
@@ -555,22 +586,25 @@ fn coerce_env(raw: &str, current: Option<&toml::Value>) -> Result<toml::Value, S
 type KeyProblem = (String, String);
 
 impl Settings {
-    fn resolve_secrets(&mut self) -> Result<(), KeyProblem> {
+    fn resolve_secrets(&mut self, credentials: Option<&Path>) -> Result<(), KeyProblem> {
         let p = &mut self.provider;
         resolve_secret(
             &mut self.redis.password,
             &self.redis.password_file,
             "redis.password",
+            credentials,
         )?;
         resolve_secret(
             &mut p.polygon.api_key,
             &p.polygon.api_key_file,
             "provider.polygon.api_key",
+            credentials,
         )?;
         resolve_secret(
             &mut p.tradier.token,
             &p.tradier.token_file,
             "provider.tradier.token",
+            credentials,
         )
     }
 
@@ -600,6 +634,15 @@ impl Settings {
                 format!(
                     "{} dates; at most {MAX_EXTRA_HOLIDAYS} are allowed",
                     self.market.extra_holidays.len()
+                ),
+            ));
+        }
+        if !self.server.listen.is_empty() && self.server.address().is_none() {
+            return Err((
+                "server.listen".into(),
+                format!(
+                    "{:?} is not host:port (e.g. \"127.0.0.1:9184\"), or \"\" to disable",
+                    self.server.listen
                 ),
             ));
         }
@@ -913,13 +956,19 @@ fn positive(d: &HumanDuration, key: &str) -> Result<(), KeyProblem> {
 }
 
 /// Fills `value` from `file` when the `<key>_file` form is used; both at once is a mistake, not a
-/// silent precedence rule.
+/// silent precedence rule. A relative path names a systemd credential when
+/// `$CREDENTIALS_DIRECTORY` is set.
 fn resolve_secret(
     value: &mut Option<Secret>,
     file: &Option<PathBuf>,
     key: &str,
+    credentials: Option<&Path>,
 ) -> Result<(), KeyProblem> {
     let Some(path) = file else { return Ok(()) };
+    let path = match credentials {
+        Some(dir) if path.is_relative() => &dir.join(path),
+        _ => path,
+    };
     let file_key = format!("{key}_file");
     if value.is_some() {
         return Err((

@@ -10,6 +10,10 @@
 //! - [`cli`] and [`app`]: the commands and what they do; `main.rs` only wires them up.
 //! - [`local_redis`]: a private `redis-server` child for `demo` and the tests.
 //! - [`demo`]: the offline end-to-end demo.
+//! - [`calendar`], [`ttl`], [`explain`]: market time and the TTL policy.
+//! - [`model`], [`provider`]: the cache format and the market-data providers.
+//! - [`jobs`], [`runner`], [`scheduler`], [`lock`]: the jobs and how they run.
+//! - [`server`], [`notify`], [`stats`]: health, systemd notifications and metrics.
 
 pub mod app;
 pub mod calendar;
@@ -22,9 +26,11 @@ pub mod keys;
 pub mod local_redis;
 pub mod lock;
 pub mod model;
+pub mod notify;
 pub mod provider;
 pub mod runner;
 pub mod scheduler;
+pub mod server;
 pub mod shutdown;
 pub mod stats;
 pub mod store;

@@ -11,8 +11,12 @@ use chrono_tz::Tz;
 use croner::Cron;
 use tokio::task::JoinHandle;
 
+use std::sync::Arc;
+
 use crate::jobs::{JobName, RunOptions};
+use crate::notify;
 use crate::runner::{RunResult, Runner};
+use crate::server::Health;
 use crate::shutdown::Shutdown;
 use crate::stats;
 
@@ -24,8 +28,10 @@ pub fn next_fire(cron: &Cron, tz: Tz, after: DateTime<Utc>) -> Option<DateTime<U
 }
 
 /// Runs every enabled job on its schedule until shutdown, then waits for the runs in flight
-/// (each bounded by `scheduler.shutdown_grace`).
-pub async fn run(runner: Runner, shutdown: Shutdown) {
+/// (each bounded by `scheduler.shutdown_grace`). Its own loop beats `health` and the systemd
+/// watchdog: if the runtime wedges or a job loop dies, the beats stop and the service manager
+/// (or a liveness probe) restarts the process.
+pub async fn run(runner: Runner, shutdown: Shutdown, health: Arc<Health>) {
     let settings = &runner.shared().settings;
     let tz = settings.market.timezone.0;
     let mut loops = Vec::new();
@@ -35,7 +41,6 @@ pub async fn run(runner: Runner, shutdown: Shutdown) {
             tracing::info!(job = %job, "disabled (jobs.{job}.enabled = false)");
             continue;
         }
-
         let (cron, run_on_start) = (
             job_settings.schedule.cron().clone(),
             job_settings.run_on_start,
@@ -50,6 +55,24 @@ pub async fn run(runner: Runner, shutdown: Shutdown) {
             shutdown.clone(),
         )));
     }
+    health.beat();
+    notify::ready();
+    loop {
+        tokio::select! {
+            _ = shutdown.requested() => break,
+            _ = tokio::time::sleep(health.interval()) => {}
+        }
+        if loops.iter().any(|l| l.is_finished()) {
+            tracing::error!(
+                "a job loop ended unexpectedly; no more heartbeats, so the process gets restarted"
+            );
+            shutdown.requested().await;
+            break;
+        }
+        health.beat();
+        notify::watchdog();
+    }
+    notify::stopping();
     for handle in loops {
         let _ = handle.await;
     }

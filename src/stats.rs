@@ -4,8 +4,86 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
 use crate::provider::ProviderError;
 use crate::provider::http::Reply;
+
+/// Buckets of `fcw_run_duration_seconds`: from a quick run to the longest default timeout.
+const RUN_DURATION_BUCKETS: &[f64] = &[
+    0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0,
+];
+
+/// Installs the Prometheus recorder (once per process) and describes every series.
+pub fn install() -> Result<PrometheusHandle, String> {
+    let handle = PrometheusBuilder::new()
+        .set_buckets_for_metric(
+            Matcher::Full("fcw_run_duration_seconds".into()),
+            RUN_DURATION_BUCKETS,
+        )
+        .and_then(|b| b.install_recorder())
+        .map_err(|e| e.to_string())?;
+    for (name, help) in [
+        (
+            "fcw_runs_total",
+            "Job runs by job and outcome (ok, failed, interrupted, skipped_lock, skipped_overlap).",
+        ),
+        (
+            "fcw_tickers_total",
+            "Tickers by job and outcome (seen, invalid, skipped_fresh, fetched, written, unknown, failed).",
+        ),
+        (
+            "fcw_upstream_requests_total",
+            "HTTP requests to market-data providers by provider, endpoint and status class.",
+        ),
+        (
+            "fcw_upstream_retries_total",
+            "Retried upstream requests by provider and endpoint.",
+        ),
+        (
+            "fcw_rate_limit_waits_total",
+            "Upstream requests that waited for the token bucket or a 429 pause, by provider.",
+        ),
+        (
+            "fcw_circuit_breaker_opened_total",
+            "Times a provider's circuit breaker opened.",
+        ),
+        ("fcw_redis_errors_total", "Failed Redis round trips."),
+        (
+            "fcw_integrity_members_checked_total",
+            "Index members checked by the integrity job, by rule.",
+        ),
+        (
+            "fcw_integrity_orphans_found_total",
+            "Index members found without their object, by rule.",
+        ),
+        (
+            "fcw_integrity_members_removed_total",
+            "Orphaned index members removed, by rule.",
+        ),
+        (
+            "fcw_integrity_reindexed_total",
+            "Objects re-added to their index, by rule.",
+        ),
+    ] {
+        metrics::describe_counter!(name, help);
+    }
+    metrics::describe_histogram!(
+        "fcw_run_duration_seconds",
+        metrics::Unit::Seconds,
+        "Duration of job runs, by job."
+    );
+    metrics::describe_gauge!(
+        "fcw_last_success_timestamp_seconds",
+        metrics::Unit::Seconds,
+        "Unix time of the last successful run, by job."
+    );
+    metrics::describe_gauge!(
+        "fcw_circuit_breaker_open",
+        "1 while a provider's circuit breaker is open."
+    );
+    Ok(handle)
+}
 
 /// Counts of one run, for its summary line. The counters live in a task-local, so everything a
 /// run's task does (including the futures it polls concurrently) counts toward that run only,

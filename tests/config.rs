@@ -535,3 +535,54 @@ fn provider_keys_come_from_files_or_the_environment_and_stay_hidden() {
     );
     assert!(shown.contains("max_body = \"512KiB\""), "{shown}");
 }
+
+#[test]
+fn relative_secret_files_are_systemd_credentials() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "redis-password", "from-a-credential\n");
+    let s = config::load_from(
+        None,
+        env(&[
+            ("CREDENTIALS_DIRECTORY", dir.path().to_str().unwrap()),
+            ("FCW_REDIS__PASSWORD_FILE", "redis-password"),
+        ]),
+    )
+    .unwrap();
+    assert_eq!(s.redis.password.unwrap().expose(), "from-a-credential");
+    let e = load_err(None, &[("FCW_REDIS__PASSWORD_FILE", "redis-password")]);
+    assert!(
+        e.starts_with("redis.password_file: cannot read redis-password"),
+        "{e}"
+    );
+}
+
+#[test]
+fn server_and_scheduler_values_are_checked() {
+    let e = load_err(None, &[("FCW_SERVER__LISTEN", "localhost")]);
+    assert!(
+        e.starts_with("server.listen: \"localhost\" is not host:port"),
+        "{e}"
+    );
+    assert!(
+        config::load_from(None, env(&[("FCW_SERVER__LISTEN", "")]))
+            .unwrap()
+            .server
+            .address()
+            .is_none()
+    );
+    let e = load_err(None, &[("FCW_SCHEDULER__LOCK_TTL", "1s")]);
+    assert!(
+        e.starts_with("scheduler.lock_ttl: 1s is below the 3s minimum"),
+        "{e}"
+    );
+    let e = load_err(None, &[("FCW_JOBS__STOCK__MAX_FAILURE_RATIO", "1.5")]);
+    assert!(
+        e.starts_with("jobs.stock.max_failure_ratio: 1.5 is not a fraction"),
+        "{e}"
+    );
+    let e = load_err(None, &[("FCW_SCHEDULER__BATCH_SIZE", "0")]);
+    assert!(
+        e.starts_with("scheduler.batch_size: 0 is outside 1..=10000"),
+        "{e}"
+    );
+}

@@ -67,6 +67,7 @@ fn env(redis: &LocalRedis, upstream: &MockServer) -> Vec<(&'static str, String)>
         ("FCW_PROVIDER__YAHOO__REQUESTS_PER_SECOND", "0".into()),
         ("FCW_PROVIDER__MAX_RETRIES", "0".into()),
         ("FCW_LOG__FORMAT", "json".into()),
+        ("FCW_SERVER__LISTEN", String::new()),
     ]
 }
 

@@ -201,6 +201,7 @@ async fn the_daemon_starts_without_redis_and_stops_on_sigterm_with_exit_0() {
     let mut child = fcw()
         .arg("run")
         .env("FCW_REDIS__URL", &url)
+        .env("FCW_SERVER__LISTEN", "")
         .stderr(Stdio::piped())
         .stdout(Stdio::null())
         .spawn()

@@ -1,0 +1,266 @@
+//! Operating the daemon: `/metrics` after real runs, `/readyz` following Redis, `/healthz`, and
+//! the systemd notify protocol on a socket the test owns.
+
+mod support;
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use support::{RecordedQuotes, conn, eventually, fcw, fixture, redis};
+use wiremock::matchers::path;
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Starts `run` with the endpoint on a free port; returns the child and the base URL.
+fn daemon(env: &[(&str, String)]) -> (tokio::process::Child, String) {
+    let port = free_port();
+    let mut cmd = tokio::process::Command::from(fcw());
+    cmd.arg("run")
+        .env("FCW_SERVER__LISTEN", format!("127.0.0.1:{port}"))
+        .env("FCW_LOG__FORMAT", "json")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    (cmd.spawn().unwrap(), format!("http://127.0.0.1:{port}"))
+}
+
+async fn get(url: &str) -> Option<(u16, String)> {
+    let reply = reqwest::get(url).await.ok()?;
+    let status = reply.status().as_u16();
+    Some((status, reply.text().await.ok()?))
+}
+
+/// The value of the series `name{labels}` (labels in the exporter's order), if exported.
+fn sample(metrics: &str, series: &str) -> Option<f64> {
+    metrics
+        .lines()
+        .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+fn terminate(child: &tokio::process::Child) {
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-TERM", &child.id().unwrap().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+}
+
+#[tokio::test]
+async fn metrics_show_runs_tickers_upstream_and_integrity_after_real_runs() {
+    let server = redis().await;
+    let mut c = conn(&server).await;
+    let _: () = redis::pipe()
+        .sadd("finance:watchlist", &["AAPL", "MSFT", "not valid!"])
+        .sadd("finance:positions:index", &["1", "2"])
+        .set("finance:position:1", "{}")
+        // Another replica "holds" the options lock: that job's run is skipped.
+        .set("finance:lock:job:options", "held elsewhere")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let upstream = MockServer::start().await;
+    Mock::given(path("/cookie"))
+        .respond_with(ResponseTemplate::new(404))
+        .mount(&upstream)
+        .await;
+    Mock::given(path("/v1/test/getcrumb"))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_raw(fixture("yahoo/getcrumb_ok.txt"), "text/plain"),
+        )
+        .mount(&upstream)
+        .await;
+    // The first quote request fails once, so a retry shows.
+    Mock::given(path("/v7/finance/quote"))
+        .respond_with(ResponseTemplate::new(503))
+        .up_to_n_times(1)
+        .mount(&upstream)
+        .await;
+    Mock::given(path("/v7/finance/quote"))
+        .respond_with(RecordedQuotes::new(Duration::ZERO))
+        .mount(&upstream)
+        .await;
+    let (child, base) = daemon(&[
+        ("FCW_REDIS__URL", server.url()),
+        ("FCW_PROVIDER__YAHOO__BASE_URL", upstream.uri()),
+        (
+            "FCW_PROVIDER__YAHOO__COOKIE_URL",
+            format!("{}/cookie", upstream.uri()),
+        ),
+        // Three requests at one per second: the bucket makes some wait.
+        ("FCW_PROVIDER__YAHOO__REQUESTS_PER_SECOND", "1".into()),
+        ("FCW_PROVIDER__MAX_RETRIES", "2".into()),
+        ("FCW_PROVIDER__EARNINGS", "replay".into()),
+        ("FCW_INTEGRITY__GRACE", "0s".into()),
+    ]);
+    let metrics = eventually(30, "metrics of the start-up runs", || async {
+        let (_, text) = get(&format!("{base}/metrics")).await?;
+        let done = ["stock", "earnings", "integrity"].iter().all(|job| {
+            sample(
+                &text,
+                &format!("fcw_runs_total{{job=\"{job}\",outcome=\"ok\"}}"),
+            ) == Some(1.0)
+        });
+        (done && text.contains("outcome=\"skipped_lock\"")).then_some(text)
+    })
+    .await;
+    let has = |series: &str| {
+        sample(&metrics, series).unwrap_or_else(|| panic!("no {series} in:\n{metrics}"))
+    };
+    assert_eq!(
+        has(r#"fcw_runs_total{job="options",outcome="skipped_lock"}"#),
+        1.0
+    );
+    assert_eq!(
+        has(r#"fcw_tickers_total{job="stock",outcome="written"}"#),
+        2.0
+    );
+    assert_eq!(
+        has(r#"fcw_tickers_total{job="stock",outcome="invalid"}"#),
+        1.0
+    );
+    assert_eq!(has(r#"fcw_run_duration_seconds_count{job="stock"}"#), 1.0);
+    assert!(
+        metrics.contains(r#"fcw_run_duration_seconds_bucket{job="stock",le="0.5"}"#),
+        "a histogram with buckets"
+    );
+    let last = has(r#"fcw_last_success_timestamp_seconds{job="stock"}"#);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    assert!((now - last).abs() < 60.0, "{last} vs {now}");
+    assert_eq!(
+        has(r#"fcw_upstream_requests_total{provider="yahoo",endpoint="quote",status="5xx"}"#),
+        1.0
+    );
+    assert_eq!(
+        has(r#"fcw_upstream_requests_total{provider="yahoo",endpoint="quote",status="2xx"}"#),
+        1.0
+    );
+    assert_eq!(
+        has(r#"fcw_upstream_retries_total{provider="yahoo",endpoint="quote"}"#),
+        1.0
+    );
+    assert!(has(r#"fcw_rate_limit_waits_total{provider="yahoo"}"#) >= 1.0);
+    assert_eq!(
+        has(r#"fcw_integrity_members_checked_total{rule="finance:positions:index"}"#),
+        2.0
+    );
+    assert_eq!(
+        has(r#"fcw_integrity_members_removed_total{rule="finance:positions:index"}"#),
+        1.0
+    );
+    assert!(
+        metrics.contains("# HELP fcw_runs_total"),
+        "series are described"
+    );
+    let (status, body) = get(&format!("{base}/healthz")).await.unwrap();
+    assert_eq!((status, body.as_str()), (200, "ok\n"));
+    terminate(&child);
+    assert_eq!(
+        child.wait_with_output().await.unwrap().status.code(),
+        Some(0)
+    );
+}
+
+#[tokio::test]
+async fn readyz_follows_redis_while_healthz_stays_up() {
+    let mut server = redis().await;
+    let (child, base) = daemon(&[
+        ("FCW_REDIS__URL", server.url()),
+        ("FCW_PROVIDER__STOCK", "replay".into()),
+        ("FCW_PROVIDER__OPTIONS", "replay".into()),
+        ("FCW_PROVIDER__EARNINGS", "replay".into()),
+    ]);
+    let ready = |want: u16| {
+        let base = base.clone();
+        async move {
+            eventually(20, &format!("/readyz {want}"), || async {
+                get(&format!("{base}/readyz"))
+                    .await
+                    .filter(|(s, _)| *s == want)
+            })
+            .await
+        }
+    };
+    assert_eq!(ready(200).await.1, "ready\n");
+    server.stop().await;
+    let (_, why) = ready(503).await;
+    assert!(
+        why.starts_with("redis: cannot connect to Redis at 127.0.0.1:"),
+        "{why}"
+    );
+    assert_eq!(
+        get(&format!("{base}/healthz")).await.unwrap().0,
+        200,
+        "Redis down is not a reason to restart"
+    );
+    server.restart().await.unwrap();
+    ready(200).await;
+    terminate(&child);
+    assert_eq!(
+        child.wait_with_output().await.unwrap().status.code(),
+        Some(0)
+    );
+}
+
+#[tokio::test]
+async fn systemd_gets_ready_watchdog_and_stopping_on_its_notify_socket() {
+    let server = redis().await;
+    let dir = tempfile::tempdir().unwrap();
+    let socket_path = dir.path().join("notify.sock");
+    let socket = tokio::net::UnixDatagram::bind(&socket_path).unwrap();
+    let (child, _) = daemon(&[
+        ("FCW_REDIS__URL", server.url()),
+        ("FCW_PROVIDER__STOCK", "replay".into()),
+        ("FCW_PROVIDER__OPTIONS", "replay".into()),
+        ("FCW_PROVIDER__EARNINGS", "replay".into()),
+        ("NOTIFY_SOCKET", socket_path.display().to_string()),
+        // A 400 ms watchdog: the daemon must ping every 200 ms.
+        ("WATCHDOG_USEC", "400000".into()),
+    ]);
+    let mut buf = vec![0u8; 256];
+    let mut received = Vec::new();
+    let mut next = async || {
+        let n = tokio::time::timeout(Duration::from_secs(10), socket.recv(&mut buf))
+            .await
+            .expect("a notification")
+            .unwrap();
+        String::from_utf8_lossy(&buf[..n]).trim().to_owned()
+    };
+    received.push(next().await);
+    assert_eq!(received[0], "READY=1");
+    for _ in 0..3 {
+        received.push(next().await);
+    }
+    assert!(
+        received[1..].iter().all(|m| m == "WATCHDOG=1"),
+        "{received:?}"
+    );
+    terminate(&child);
+    loop {
+        let message = next().await;
+        if message == "STOPPING=1" {
+            break;
+        }
+        assert_eq!(message, "WATCHDOG=1");
+    }
+    assert_eq!(
+        child.wait_with_output().await.unwrap().status.code(),
+        Some(0)
+    );
+}
