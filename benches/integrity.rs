@@ -8,9 +8,8 @@
 mod support;
 
 use std::process::Stdio;
-use std::time::Duration;
 
-use support::{conn, fcw, redis, summary};
+use support::{conn, fcw, redis, summary, watch_process};
 
 #[tokio::main]
 async fn main() {
@@ -55,34 +54,9 @@ async fn main() {
         .stderr(Stdio::piped());
     let child = cmd.spawn().unwrap();
     let pid = child.id().unwrap();
-    let peak = tokio::spawn(async move {
-        let (mut peak_kib, mut cpu_ticks) = (0u64, 0u64);
-        while let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) {
-            // utime + stime, in clock ticks, from /proc/PID/stat (fields 14 and 15).
-            if let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-                let fields: Vec<&str> = stat
-                    .rsplit(')')
-                    .next()
-                    .unwrap_or_default()
-                    .split_whitespace()
-                    .collect();
-                if let (Some(u), Some(s)) = (fields.get(11), fields.get(12)) {
-                    cpu_ticks = u.parse::<u64>().unwrap_or(0) + s.parse::<u64>().unwrap_or(0);
-                }
-            }
-            if let Some(kib) = status
-                .lines()
-                .find_map(|l| l.strip_prefix("VmHWM:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            {
-                peak_kib = kib;
-            }
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-        (peak_kib, cpu_ticks)
-    });
+    let usage = tokio::spawn(watch_process(pid));
     let output = child.wait_with_output().await.unwrap();
-    let (peak_kib, cpu_ticks) = peak.await.unwrap();
+    let usage = usage.await.unwrap();
     let err = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(0), "{err}");
     let s = summary(&err, "integrity");
@@ -128,11 +102,11 @@ async fn main() {
     println!("  redis round trips {}", s["redis_round_trips"]);
     println!(
         "  daemon CPU time   {} ms (user + system; the rest of the run is waiting on Redis)",
-        cpu_ticks * 10
+        usage.cpu_ms
     );
     println!(
         "  peak memory       {:.1} MiB (VmHWM of the daemon process)",
-        peak_kib as f64 / 1024.0
+        usage.peak_kib as f64 / 1024.0
     );
     println!(
         "  ideal (same server, pipelined EXISTS): {}",

@@ -12,9 +12,9 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use redis::AsyncCommands;
-use support::{RecordedQuotes, conn, fcw, fixture, redis, summary};
+use support::{RecordedQuotes, conn, fcw, mount_yahoo_session, redis, summary, watch_process};
 use wiremock::matchers::path;
-use wiremock::{Mock, MockServer, ResponseTemplate};
+use wiremock::{Mock, MockServer};
 
 const LATENCY: Duration = Duration::from_millis(20);
 
@@ -26,16 +26,7 @@ async fn main() {
         .unwrap_or(10_000);
     let server = redis().await;
     let upstream = MockServer::start().await;
-    Mock::given(path("/cookie"))
-        .respond_with(ResponseTemplate::new(404))
-        .mount(&upstream)
-        .await;
-    Mock::given(path("/v1/test/getcrumb"))
-        .respond_with(
-            ResponseTemplate::new(200).set_body_raw(fixture("yahoo/getcrumb_ok.txt"), "text/plain"),
-        )
-        .mount(&upstream)
-        .await;
+    mount_yahoo_session(&upstream).await;
     Mock::given(path("/v7/finance/quote"))
         .respond_with(RecordedQuotes::new(LATENCY))
         .mount(&upstream)
@@ -68,24 +59,10 @@ async fn main() {
     let started = Instant::now();
     let child = cmd.spawn().unwrap();
     let pid = child.id().unwrap();
-    let peak = tokio::spawn(async move {
-        // VmHWM is the process's own peak resident set; the last reading before exit is the peak.
-        let mut peak_kib = 0u64;
-        while let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) {
-            if let Some(kib) = status
-                .lines()
-                .find_map(|l| l.strip_prefix("VmHWM:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            {
-                peak_kib = kib;
-            }
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-        peak_kib
-    });
+    let usage = tokio::spawn(watch_process(pid));
     let output = child.wait_with_output().await.unwrap();
     let wall = started.elapsed();
-    let peak_kib = peak.await.unwrap();
+    let usage = usage.await.unwrap();
     let err = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(0), "{err}");
     let s = summary(&err, "stock");
@@ -121,7 +98,7 @@ async fn main() {
     );
     println!(
         "  peak memory       {:.1} MiB (VmHWM of the daemon process)",
-        peak_kib as f64 / 1024.0
+        usage.peak_kib as f64 / 1024.0
     );
     println!("  keys in redis     {keys}");
 }

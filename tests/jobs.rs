@@ -15,7 +15,8 @@ use finance_cache_warmer::ticker::Ticker;
 use finance_cache_warmer::ttl::TtlPolicy;
 use redis::AsyncCommands;
 use support::{
-    RecordedQuotes, assert_schema, conn, eventually, fcw, fixture, log_lines, redis, summary,
+    RecordedQuotes, assert_schema, conn, eventually, fcw, fixture, log_lines, mount_yahoo_session,
+    redis, summary,
 };
 use tokio::io::{AsyncBufReadExt, BufReader};
 use wiremock::matchers::path;
@@ -25,16 +26,7 @@ use wiremock::{Mock, MockServer, ResponseTemplate};
 /// symbols are asked: the watchlist's order is the set's).
 async fn yahoo(quote: impl wiremock::Respond + 'static) -> MockServer {
     let server = MockServer::start().await;
-    Mock::given(path("/cookie"))
-        .respond_with(ResponseTemplate::new(404))
-        .mount(&server)
-        .await;
-    Mock::given(path("/v1/test/getcrumb"))
-        .respond_with(
-            ResponseTemplate::new(200).set_body_raw(fixture("yahoo/getcrumb_ok.txt"), "text/plain"),
-        )
-        .mount(&server)
-        .await;
+    mount_yahoo_session(&server).await;
     Mock::given(path("/v7/finance/quote"))
         .respond_with(quote)
         .mount(&server)

@@ -6,7 +6,7 @@ mod support;
 use std::process::Stdio;
 use std::time::Duration;
 
-use support::{RecordedQuotes, conn, eventually, fcw, fixture, redis};
+use support::{RecordedQuotes, conn, eventually, fcw, mount_yahoo_session, redis};
 use wiremock::matchers::path;
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
@@ -73,16 +73,7 @@ async fn metrics_show_runs_tickers_upstream_and_integrity_after_real_runs() {
         .await
         .unwrap();
     let upstream = MockServer::start().await;
-    Mock::given(path("/cookie"))
-        .respond_with(ResponseTemplate::new(404))
-        .mount(&upstream)
-        .await;
-    Mock::given(path("/v1/test/getcrumb"))
-        .respond_with(
-            ResponseTemplate::new(200).set_body_raw(fixture("yahoo/getcrumb_ok.txt"), "text/plain"),
-        )
-        .mount(&upstream)
-        .await;
+    mount_yahoo_session(&upstream).await;
     // The first quote request fails once, so a retry shows.
     Mock::given(path("/v7/finance/quote"))
         .respond_with(ResponseTemplate::new(503))

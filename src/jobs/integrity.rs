@@ -21,12 +21,11 @@ use async_trait::async_trait;
 use redis::Script;
 
 use crate::config::IntegrityRule;
-use crate::jobs::watchlist::escape;
+use crate::jobs::watchlist::{WatchlistReader, escape};
 use crate::jobs::{Job, JobError, JobName, RunContext, RunReport};
 use crate::keys::{self, MemberKey};
 use crate::stats;
 use crate::store::{Store, StoreError};
-use crate::ticker::Ticker;
 
 /// Removes a member only while its object is missing. KEYS: index, object; ARGV: member.
 const CHECK_AND_REMOVE: &str = r"
@@ -497,32 +496,13 @@ async fn reindex(
 /// many would be). A ticker added to the watchlist meanwhile loses at most one cached value,
 /// which the next warming run writes again.
 async fn prune_unwatched(store: &Store, count: u32, dry_run: bool) -> Result<u64, StoreError> {
-    // The watched tickers, as 8-byte hashes: a 100,000-member watchlist costs under 2 MB.
+    // The watched tickers (normalised as the warming jobs do), as 8-byte hashes: a
+    // 100,000-member watchlist costs a few MB.
     let hasher = RandomState::new();
     let mut watched = HashSet::new();
-    let mut cursor = 0u64;
-    loop {
-        let (next, members): (u64, Vec<Vec<u8>>) = store
-            .retry("SSCAN watchlist", |mut conn| async move {
-                redis::cmd("SSCAN")
-                    .arg(keys::WATCHLIST)
-                    .arg(cursor)
-                    .arg("COUNT")
-                    .arg(count)
-                    .query_async(&mut conn)
-                    .await
-            })
-            .await?;
-        watched.extend(
-            members
-                .iter()
-                .filter_map(|m| Ticker::parse(m).ok())
-                .map(|t| hasher.hash_one(t.as_str())),
-        );
-        cursor = next;
-        if cursor == 0 {
-            break;
-        }
+    let mut reader = WatchlistReader::new(store.clone(), count, None);
+    while let Some(batch) = reader.next_batch(count as usize).await? {
+        watched.extend(batch.iter().map(|t| hasher.hash_one(t.as_str())));
     }
     let mut pruned = 0;
     let mut cursor = 0u64;

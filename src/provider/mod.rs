@@ -99,6 +99,40 @@ pub enum ProviderError {
 }
 
 impl ProviderError {
+    /// A ticker's answer that failed validation.
+    pub fn invalid(provider: &'static str, ticker: &Ticker, reason: String) -> ProviderError {
+        ProviderError::Invalid {
+            provider,
+            symbol: ticker.to_string(),
+            reason,
+        }
+    }
+
+    /// An answer that is not what the endpoint sends.
+    pub fn malformed(
+        provider: &'static str,
+        endpoint: &'static str,
+        message: impl Into<String>,
+    ) -> ProviderError {
+        ProviderError::Malformed {
+            provider,
+            endpoint,
+            message: message.into(),
+        }
+    }
+
+    /// A status the provider cannot use as data: 401 and 403 are the key's fault.
+    pub fn status(provider: &'static str, status: u16, endpoint: &'static str) -> ProviderError {
+        match status {
+            401 | 403 => ProviderError::Unauthorized { provider, status },
+            status => ProviderError::Status {
+                provider,
+                endpoint,
+                status,
+            },
+        }
+    }
+
     /// Worth retrying the same request: the provider may answer next time.
     pub fn is_retryable(&self) -> bool {
         match self {
@@ -107,6 +141,15 @@ impl ProviderError {
             _ => false,
         }
     }
+}
+
+/// `AAPL,MSFT,...`: the symbols parameter of batched quote requests.
+pub fn comma_separated(tickers: &[Ticker]) -> String {
+    tickers
+        .iter()
+        .map(Ticker::as_str)
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// One market-data API.

@@ -64,10 +64,14 @@ impl Polygon {
 
     /// Only `next_url`s on the configured host are followed: the key must not go elsewhere.
     fn same_origin(&self, next: &str) -> Result<Url, ProviderError> {
-        let url =
-            Url::parse(next).map_err(|e| malformed("options", format!("bad next_url: {e}")))?;
+        let url = Url::parse(next)
+            .map_err(|e| ProviderError::malformed(NAME, "options", format!("bad next_url: {e}")))?;
         if url.origin() != self.base.origin() {
-            return Err(malformed("options", "next_url points to another host"));
+            return Err(ProviderError::malformed(
+                NAME,
+                "options",
+                "next_url points to another host",
+            ));
         }
         Ok(url)
     }
@@ -120,7 +124,13 @@ impl Provider for Polygon {
             let parsed = match parse_options_page(&reply, ticker)? {
                 Some(parsed) => parsed,
                 None if page == 0 => return Ok(Fetched::Unknown),
-                None => return Err(malformed("options", "a later page vanished")),
+                None => {
+                    return Err(ProviderError::malformed(
+                        NAME,
+                        "options",
+                        "a later page vanished",
+                    ));
+                }
             };
             let next = parsed.next_url.clone();
             collected.add(parsed);
@@ -134,7 +144,7 @@ impl Provider for Polygon {
         let chain = collected.finish(ticker, expirations, Utc::now());
         chain
             .validate(ticker)
-            .map_err(|reason| invalid(ticker, reason))?;
+            .map_err(|reason| ProviderError::invalid(NAME, ticker, reason))?;
         Ok(Fetched::Found(chain))
     }
 
@@ -143,36 +153,6 @@ impl Provider for Polygon {
             provider: NAME,
             kind: "earnings",
         })
-    }
-}
-
-fn invalid(ticker: &Ticker, reason: String) -> ProviderError {
-    ProviderError::Invalid {
-        provider: NAME,
-        symbol: ticker.to_string(),
-        reason,
-    }
-}
-
-fn malformed(endpoint: &'static str, message: impl Into<String>) -> ProviderError {
-    ProviderError::Malformed {
-        provider: NAME,
-        endpoint,
-        message: message.into(),
-    }
-}
-
-fn status_error(reply: &Reply, endpoint: &'static str) -> ProviderError {
-    match reply.status {
-        401 | 403 => ProviderError::Unauthorized {
-            provider: NAME,
-            status: reply.status,
-        },
-        status => ProviderError::Status {
-            provider: NAME,
-            endpoint,
-            status,
-        },
     }
 }
 
@@ -218,7 +198,7 @@ pub fn parse_snapshot(
     match reply.status {
         200 => {}
         404 => return Ok(Fetched::Unknown),
-        _ => return Err(status_error(reply, "snapshot")),
+        _ => return Err(ProviderError::status(NAME, reply.status, "snapshot")),
     }
     let Some(s) = reply.json::<SnapshotEnvelope>(NAME, "snapshot")?.ticker else {
         return Ok(Fetched::Unknown);
@@ -252,7 +232,7 @@ pub fn parse_snapshot(
     };
     quote
         .validate(ticker)
-        .map_err(|reason| invalid(ticker, reason))?;
+        .map_err(|reason| ProviderError::invalid(NAME, ticker, reason))?;
     Ok(Fetched::Found(quote))
 }
 
@@ -325,7 +305,7 @@ pub fn parse_options_page(
     match reply.status {
         200 => {}
         404 => return Ok(None),
-        _ => return Err(status_error(reply, "options")),
+        _ => return Err(ProviderError::status(NAME, reply.status, "options")),
     }
     let page: OptionsPage = reply.json(NAME, "options")?;
     for c in &page.results {
@@ -335,7 +315,8 @@ pub fn parse_options_page(
             .and_then(|u| u.ticker.as_deref())
             && !underlying.eq_ignore_ascii_case(ticker.as_str())
         {
-            return Err(invalid(
+            return Err(ProviderError::invalid(
+                NAME,
                 ticker,
                 format!("contract {} is on {underlying}", c.details.ticker),
             ));

@@ -229,14 +229,6 @@ fn pick<'a, T>(recordings: &'a [Recording<T>], ticker: &Ticker) -> &'a Recording
         .unwrap_or_else(|| &recordings[(ticker.stable_hash() % recordings.len() as u64) as usize])
 }
 
-fn invalid(ticker: &Ticker, reason: String) -> ProviderError {
-    ProviderError::Invalid {
-        provider: NAME,
-        symbol: ticker.to_string(),
-        reason,
-    }
-}
-
 /// An OCC option root: the symbol without punctuation.
 fn root(ticker: &Ticker) -> String {
     ticker
@@ -266,7 +258,7 @@ impl Provider for Replay {
                 let result = quote
                     .validate(ticker)
                     .map(|()| Fetched::Found(quote))
-                    .map_err(|r| invalid(ticker, r));
+                    .map_err(|r| ProviderError::invalid(NAME, ticker, r));
                 (ticker.clone(), result)
             })
             .collect()
@@ -285,7 +277,9 @@ impl Provider for Replay {
             }
         }
         let chain = recording.value.to_chain(ticker, chains, NAME, Utc::now());
-        chain.validate(ticker).map_err(|r| invalid(ticker, r))?;
+        chain
+            .validate(ticker)
+            .map_err(|r| ProviderError::invalid(NAME, ticker, r))?;
         Ok(Fetched::Found(chain))
     }
 

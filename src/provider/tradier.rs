@@ -18,7 +18,7 @@ use crate::model::{
 };
 use crate::provider::http::{Reply, Upstream, endpoint_url};
 use crate::provider::polygon::bearer;
-use crate::provider::{Fetched, Provider, ProviderError, TickerResult};
+use crate::provider::{Fetched, Provider, ProviderError, TickerResult, comma_separated};
 use crate::ticker::Ticker;
 
 const NAME: &str = "tradier";
@@ -64,11 +64,7 @@ impl Provider for Tradier {
     }
 
     async fn quotes(&self, tickers: &[Ticker]) -> Vec<(Ticker, TickerResult<StockQuote>)> {
-        let symbols = tickers
-            .iter()
-            .map(Ticker::as_str)
-            .collect::<Vec<_>>()
-            .join(",");
+        let symbols = comma_separated(tickers);
         let reply = self
             .get(
                 "quote",
@@ -132,7 +128,7 @@ impl Provider for Tradier {
         };
         chain
             .validate(ticker)
-            .map_err(|reason| invalid(ticker, reason))?;
+            .map_err(|reason| ProviderError::invalid(NAME, ticker, reason))?;
         Ok(Fetched::Found(chain))
     }
 
@@ -144,26 +140,10 @@ impl Provider for Tradier {
     }
 }
 
-fn invalid(ticker: &Ticker, reason: String) -> ProviderError {
-    ProviderError::Invalid {
-        provider: NAME,
-        symbol: ticker.to_string(),
-        reason,
-    }
-}
-
 fn ok_json<T: DeserializeOwned>(reply: &Reply, endpoint: &'static str) -> Result<T, ProviderError> {
     match reply.status {
         200 => reply.json(NAME, endpoint),
-        401 | 403 => Err(ProviderError::Unauthorized {
-            provider: NAME,
-            status: reply.status,
-        }),
-        status => Err(ProviderError::Status {
-            provider: NAME,
-            endpoint,
-            status,
-        }),
+        status => Err(ProviderError::status(NAME, status, endpoint)),
     }
 }
 
@@ -229,8 +209,8 @@ pub fn parse_quotes(
 }
 
 fn quote_from_entry(entry: Value, ticker: &Ticker, now: DateTime<Utc>) -> TickerResult<StockQuote> {
-    let raw: RawQuote =
-        serde_json::from_value(entry).map_err(|e| invalid(ticker, e.to_string()))?;
+    let raw: RawQuote = serde_json::from_value(entry)
+        .map_err(|e| ProviderError::invalid(NAME, ticker, e.to_string()))?;
     let Some(price) = raw.last else {
         return Ok(Fetched::Unknown);
     };
@@ -255,7 +235,7 @@ fn quote_from_entry(entry: Value, ticker: &Ticker, now: DateTime<Utc>) -> Ticker
     };
     quote
         .validate(ticker)
-        .map_err(|reason| invalid(ticker, reason))?;
+        .map_err(|reason| ProviderError::invalid(NAME, ticker, reason))?;
     Ok(Fetched::Found(quote))
 }
 
@@ -276,20 +256,12 @@ pub fn parse_expirations(reply: &Reply) -> Result<Vec<NaiveDate>, ProviderError>
         .into_iter()
         .map(|v| {
             serde_json::from_value::<NaiveDate>(v)
-                .map_err(|e| malformed("expirations", e.to_string()))
+                .map_err(|e| ProviderError::malformed(NAME, "expirations", e.to_string()))
         })
         .collect::<Result<Vec<_>, _>>()?;
     dates.sort_unstable();
     dates.dedup();
     Ok(dates)
-}
-
-fn malformed(endpoint: &'static str, message: String) -> ProviderError {
-    ProviderError::Malformed {
-        provider: NAME,
-        endpoint,
-        message,
-    }
 }
 
 #[derive(Deserialize)]
@@ -341,15 +313,16 @@ pub fn parse_chain(
         puts: Vec::new(),
     };
     for value in one_or_many(envelope.options.and_then(|o| o.option)) {
-        let raw: RawOption =
-            serde_json::from_value(value).map_err(|e| invalid(ticker, e.to_string()))?;
+        let raw: RawOption = serde_json::from_value(value)
+            .map_err(|e| ProviderError::invalid(NAME, ticker, e.to_string()))?;
         if raw
             .underlying
             .as_deref()
             .is_some_and(|u| !u.eq_ignore_ascii_case(ticker.as_str()))
             || raw.expiration_date != expiration
         {
-            return Err(invalid(
+            return Err(ProviderError::invalid(
+                NAME,
                 ticker,
                 format!(
                     "contract {} is not on {ticker} expiring {expiration}",

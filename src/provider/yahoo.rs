@@ -24,7 +24,7 @@ use crate::model::{
     Earnings, ExpiryChain, OptionContract, OptionsChain, SCHEMA_VERSION, StockQuote,
 };
 use crate::provider::http::{Policy, Reply, Upstream, endpoint_url};
-use crate::provider::{Fetched, Provider, ProviderError, TickerResult};
+use crate::provider::{Fetched, Provider, ProviderError, TickerResult, comma_separated};
 use crate::ticker::Ticker;
 
 const NAME: &str = "yahoo";
@@ -160,11 +160,7 @@ impl Provider for Yahoo {
     }
 
     async fn quotes(&self, tickers: &[Ticker]) -> Vec<(Ticker, TickerResult<StockQuote>)> {
-        let symbols = tickers
-            .iter()
-            .map(Ticker::as_str)
-            .collect::<Vec<_>>()
-            .join(",");
+        let symbols = comma_separated(tickers);
         let mut query = vec![("symbols", symbols.as_str())];
         query.extend(PLAIN);
         let url = endpoint_url(&self.base, &["v7", "finance", "quote"], &query);
@@ -211,7 +207,8 @@ impl Provider for Yahoo {
                         .await?;
                     match parse_options_page(&reply, ticker)? {
                         Some(dated) => dated.chain_for(epoch).ok_or_else(|| {
-                            invalid(
+                            ProviderError::invalid(
+                                NAME,
                                 ticker,
                                 format!("no chain for expiry {epoch} in its own answer"),
                             )
@@ -225,7 +222,7 @@ impl Provider for Yahoo {
         let chain = page.to_chain(ticker, chains, NAME, Utc::now());
         chain
             .validate(ticker)
-            .map_err(|reason| invalid(ticker, reason))?;
+            .map_err(|reason| ProviderError::invalid(NAME, ticker, reason))?;
         Ok(Fetched::Found(chain))
     }
 
@@ -249,22 +246,6 @@ fn crumb_refused(why: &str) -> ProviderError {
     }
 }
 
-fn invalid(ticker: &Ticker, reason: String) -> ProviderError {
-    ProviderError::Invalid {
-        provider: NAME,
-        symbol: ticker.to_string(),
-        reason,
-    }
-}
-
-fn malformed(endpoint: &'static str, message: impl Into<String>) -> ProviderError {
-    ProviderError::Malformed {
-        provider: NAME,
-        endpoint,
-        message: message.into(),
-    }
-}
-
 /// A getcrumb answer is a crumb only if it looks like one: not empty, not an HTML page, not the
 /// text "Too Many Requests" (which would otherwise be sent as the crumb).
 fn valid_crumb(body: &str) -> Result<String, String> {
@@ -280,20 +261,6 @@ fn valid_crumb(body: &str) -> Result<String, String> {
         return Err("the answer is not a crumb (an HTML or error page)".into());
     }
     Ok(crumb.to_owned())
-}
-
-fn status_error(reply: &Reply, endpoint: &'static str) -> ProviderError {
-    match reply.status {
-        401 | 403 => ProviderError::Unauthorized {
-            provider: NAME,
-            status: reply.status,
-        },
-        status => ProviderError::Status {
-            provider: NAME,
-            endpoint,
-            status,
-        },
-    }
 }
 
 fn date_in(epoch: i64, tz: Tz) -> Option<NaiveDate> {
@@ -358,7 +325,7 @@ pub fn parse_quotes(
             .json::<QuoteEnvelope>(NAME, "quote")
             .map(|e| e.quote_response.result.unwrap_or_default())
     } else {
-        Err(status_error(reply, "quote"))
+        Err(ProviderError::status(NAME, reply.status, "quote"))
     };
     let entries = match entries {
         Ok(entries) => entries,
@@ -389,8 +356,8 @@ fn quote_from_entry(
     source: &str,
     now: DateTime<Utc>,
 ) -> TickerResult<StockQuote> {
-    let raw: RawQuote =
-        serde_json::from_str(entry.get()).map_err(|e| invalid(ticker, e.to_string()))?;
+    let raw: RawQuote = serde_json::from_str(entry.get())
+        .map_err(|e| ProviderError::invalid(NAME, ticker, e.to_string()))?;
     let Some(price) = raw.regular_market_price else {
         return Ok(Fetched::Unknown);
     };
@@ -417,7 +384,7 @@ fn quote_from_entry(
     };
     quote
         .validate(ticker)
-        .map_err(|reason| invalid(ticker, reason))?;
+        .map_err(|reason| ProviderError::invalid(NAME, ticker, reason))?;
     Ok(Fetched::Found(quote))
 }
 
@@ -456,7 +423,7 @@ pub fn parse_chart(reply: &Reply, ticker: &Ticker, now: DateTime<Utc>) -> Ticker
     match reply.status {
         200 => {}
         404 => return Ok(Fetched::Unknown),
-        _ => return Err(status_error(reply, "chart")),
+        _ => return Err(ProviderError::status(NAME, reply.status, "chart")),
     }
     let envelope: ChartEnvelope = reply.json(NAME, "chart")?;
     let Some(meta) = envelope
@@ -497,7 +464,7 @@ pub fn parse_chart(reply: &Reply, ticker: &Ticker, now: DateTime<Utc>) -> Ticker
     };
     quote
         .validate(ticker)
-        .map_err(|reason| invalid(ticker, reason))?;
+        .map_err(|reason| ProviderError::invalid(NAME, ticker, reason))?;
     Ok(Fetched::Found(quote))
 }
 
@@ -652,7 +619,7 @@ pub fn parse_options_page(
     match reply.status {
         200 => {}
         404 => return Ok(None),
-        _ => return Err(status_error(reply, "options")),
+        _ => return Err(ProviderError::status(NAME, reply.status, "options")),
     }
     let envelope: OptionsEnvelope = reply.json(NAME, "options")?;
     let Some(result) = envelope
@@ -665,7 +632,8 @@ pub fn parse_options_page(
     if let Some(underlying) = &result.underlying_symbol
         && !underlying.eq_ignore_ascii_case(ticker.as_str())
     {
-        return Err(invalid(
+        return Err(ProviderError::invalid(
+            NAME,
             ticker,
             format!("the response is for {underlying:?}, not {ticker}"),
         ));
@@ -753,7 +721,7 @@ pub fn parse_earnings(
                 Fetched::Unknown
             });
         }
-        _ => return Err(status_error(reply, "earnings")),
+        _ => return Err(ProviderError::status(NAME, reply.status, "earnings")),
     }
     let envelope: SummaryEnvelope = reply.json(NAME, "earnings")?;
     let Some(result) = envelope
@@ -773,7 +741,11 @@ pub fn parse_earnings(
                 .filter_map(|t| date_in(*t, tz))
                 .collect();
             if events.earnings_date.len() != dates.len() {
-                return Err(malformed("earnings", "an earningsDate is out of range"));
+                return Err(ProviderError::malformed(
+                    NAME,
+                    "earnings",
+                    "an earningsDate is out of range",
+                ));
             }
             Earnings {
                 earnings_date: dates.iter().min().copied(),
@@ -785,6 +757,6 @@ pub fn parse_earnings(
     };
     earnings
         .validate(ticker)
-        .map_err(|reason| invalid(ticker, reason))?;
+        .map_err(|reason| ProviderError::invalid(NAME, ticker, reason))?;
     Ok(Fetched::Found(earnings))
 }

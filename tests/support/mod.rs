@@ -205,3 +205,60 @@ impl wiremock::Respond for RecordedQuotes {
             .set_delay(self.delay)
     }
 }
+
+/// Mounts Yahoo's session endpoints on `server` as recorded: `/cookie` (404, as fc.yahoo.com
+/// answers) and `/v1/test/getcrumb` (tests/fixtures/yahoo/getcrumb_ok.txt).
+pub async fn mount_yahoo_session(server: &wiremock::MockServer) {
+    use wiremock::matchers::path;
+    use wiremock::{Mock, ResponseTemplate};
+    Mock::given(path("/cookie"))
+        .respond_with(ResponseTemplate::new(404))
+        .mount(server)
+        .await;
+    Mock::given(path("/v1/test/getcrumb"))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_raw(fixture("yahoo/getcrumb_ok.txt"), "text/plain"),
+        )
+        .mount(server)
+        .await;
+}
+
+/// What a process used, sampled from /proc until it exits.
+pub struct ProcessUse {
+    /// Peak resident set (VmHWM), KiB.
+    pub peak_kib: u64,
+    /// User plus system CPU time, milliseconds.
+    pub cpu_ms: u64,
+}
+
+/// Samples `pid` every 5 ms until it exits; VmHWM and CPU time only grow, so the last reading
+/// is the total.
+pub async fn watch_process(pid: u32) -> ProcessUse {
+    let mut usage = ProcessUse {
+        peak_kib: 0,
+        cpu_ms: 0,
+    };
+    while let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) {
+        if let Some(kib) = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        {
+            usage.peak_kib = kib;
+        }
+        // utime and stime, in clock ticks of 10 ms, are fields 14 and 15 of /proc/PID/stat.
+        if let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+            let fields: Vec<&str> = stat
+                .rsplit(')')
+                .next()
+                .unwrap_or_default()
+                .split_whitespace()
+                .collect();
+            if let (Some(u), Some(s)) = (fields.get(11), fields.get(12)) {
+                usage.cpu_ms = (u.parse::<u64>().unwrap_or(0) + s.parse::<u64>().unwrap_or(0)) * 10;
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    usage
+}
