@@ -613,19 +613,29 @@ impl Settings {
         positive(&r.connect_timeout, "redis.connect_timeout")?;
         positive(&r.response_timeout, "redis.response_timeout")?;
         if let Some(ca) = &r.ca_file {
-            if !r.url.is_tls() {
+            let tls = match r.cluster_nodes.first() {
+                Some(_) => r.cluster_nodes.iter().all(RedisUrl::is_tls),
+                None => r.url.is_tls(),
+            };
+            if !tls {
                 return Err((
                     "redis.ca_file".into(),
-                    format!("set, but redis.url {} does not use rediss://", r.url),
+                    format!(
+                        "set, but redis.url {} (or redis.cluster_nodes) does not use rediss://",
+                        r.url
+                    ),
                 ));
             }
             std::fs::metadata(ca)
                 .map_err(|e| ("redis.ca_file".into(), format!("{}: {e}", ca.display())))?;
         }
-        if !r.cluster_nodes.is_empty() {
+        if r.cluster_nodes
+            .windows(2)
+            .any(|w| w[0].is_tls() != w[1].is_tls())
+        {
             return Err((
                 "redis.cluster_nodes".into(),
-                "Redis Cluster is not available in this version; use redis.url".into(),
+                "mixes redis:// and rediss:// nodes".into(),
             ));
         }
         if self.market.extra_holidays.len() > MAX_EXTRA_HOLIDAYS {
@@ -1077,8 +1087,9 @@ impl RedisUrl {
         )
     }
 
-    pub fn has_password(&self) -> bool {
-        self.0.password().is_some()
+    /// The ACL user in the URL, if any.
+    pub fn username(&self) -> Option<&str> {
+        Some(self.0.username()).filter(|u| !u.is_empty())
     }
 }
 

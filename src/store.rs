@@ -1,18 +1,22 @@
-//! Redis access: one auto-reconnecting, multiplexed connection shared by every job.
+//! Redis access: one auto-reconnecting, multiplexed connection shared by every job, to a single
+//! server or a Redis Cluster.
 //!
-//! The redis crate's `ConnectionManager` reconnects in the background but hands the failing
-//! command's error back to its caller, so idempotent commands go through [`Store::retry`]. Its
-//! default timeouts (1 s connect, 500 ms per reply) are too short for big pipelines; ours come
-//! from `[redis]`. Redis Cluster (`redis.cluster_nodes`) is rejected by the config for now; this
-//! type is where a cluster connection will plug in.
+//! The redis crate's connections reconnect in the background but hand the failing command's
+//! error back to its caller, so idempotent commands go through [`Store::retry`]. Its default
+//! timeouts (1 s connect, 500 ms per reply) are too short for big pipelines; ours come from
+//! `[redis]`. A cluster cannot run a pipeline across slots, nor a `SCAN` of the whole keyspace on
+//! one node: [`Store::batch`] and [`KeyScan`] hide both differences.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::Duration;
 
 use backon::{ExponentialBuilder, Retryable};
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{Client, IntoConnectionInfo, RedisError};
+use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use redis::cluster::{ClusterClientBuilder, ClusterConfig};
+use redis::cluster_async::ClusterConnection;
+use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
+use redis::{Client, Cmd, IntoConnectionInfo, Pipeline, RedisError, RedisFuture, Value};
 
 use crate::config::RedisSettings;
 use crate::stats;
@@ -56,10 +60,46 @@ impl StoreError {
     }
 }
 
+/// The connection every command goes through. Cloning is cheap and shares it.
+#[derive(Clone)]
+pub enum Conn {
+    Single(ConnectionManager),
+    /// Routes each command to its slot's node and follows MOVED/ASK and failovers itself.
+    Cluster(ClusterConnection),
+}
+
+impl ConnectionLike for Conn {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Conn::Single(c) => c.req_packed_command(cmd),
+            Conn::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Conn::Single(c) => c.req_packed_commands(pipeline, offset, count),
+            Conn::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Conn::Single(c) => c.get_db(),
+            Conn::Cluster(c) => c.get_db(),
+        }
+    }
+}
+
 /// The shared Redis handle. Cloning is cheap and shares the one connection.
 #[derive(Clone)]
 pub struct Store {
-    conn: ConnectionManager,
+    conn: Conn,
     address: String,
     /// Whether the last round trip worked ([`UP`], [`DOWN`] or [`UNKNOWN`]), so an outage is
     /// logged once when it starts and once when it ends, not on every failed command.
@@ -74,15 +114,30 @@ impl Store {
     /// Builds the handle without touching the network: the daemon must start (and report
     /// readiness problems) while Redis is down.
     pub fn lazy(settings: &RedisSettings) -> Result<Store, StoreError> {
-        let (client, config) = client(settings)?;
-        let conn = ConnectionManager::new_lazy_with_config(client, config)
-            .map_err(|e| StoreError::Client(e.to_string()))?;
+        crate::tls::install_crypto_provider();
+        let (conn, address) = if settings.cluster_nodes.is_empty() {
+            let (client, config) = client(settings)?;
+            let conn = ConnectionManager::new_lazy_with_config(client, config)
+                .map_err(|e| StoreError::Client(e.to_string()))?;
+            (Conn::Single(conn), settings.url.address())
+        } else {
+            let nodes: Vec<String> = settings.cluster_nodes.iter().map(|n| n.address()).collect();
+            (
+                Conn::Cluster(cluster(settings)?),
+                format!("cluster {}", nodes.join(",")),
+            )
+        };
         // The daemon starts optimistic, so Redis being down at start-up is logged as an outage.
         Ok(Store {
             conn,
-            address: settings.url.address(),
+            address,
             health: Arc::new(AtomicU8::new(UP)),
         })
+    }
+
+    /// Whether this is a Redis Cluster (no cross-slot pipelines or scripts).
+    pub fn is_cluster(&self) -> bool {
+        matches!(self.conn, Conn::Cluster(_))
     }
 
     /// Builds the handle and proves the server answers `PING`, riding out a blip of a few
@@ -109,9 +164,46 @@ impl Store {
         &self.address
     }
 
-    /// A connection handle for pipelines and iterators; it shares the one multiplexed socket.
-    pub fn connection(&self) -> ConnectionManager {
+    /// A connection handle; it shares the one multiplexed connection.
+    pub fn connection(&self) -> Conn {
         self.conn.clone()
+    }
+
+    /// Runs `cmds` with one round trip on a single server (a pipeline, `MULTI`/`EXEC` when
+    /// `atomic`, so it lands whole or not at all). A cluster cannot pipeline across slots: there
+    /// each command is sent on its own, all at once, routed to its slot's node (the driver
+    /// pipelines those per node), and `atomic` holds per command only.
+    pub async fn batch(
+        &self,
+        what: &'static str,
+        cmds: &[Cmd],
+        atomic: bool,
+    ) -> Result<Vec<Value>, StoreError> {
+        if cmds.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.retry(what, |mut conn| async move {
+            match conn {
+                Conn::Single(_) => {
+                    let mut pipe = redis::pipe();
+                    if atomic {
+                        pipe.atomic();
+                    }
+                    for cmd in cmds {
+                        pipe.add_command(cmd.clone());
+                    }
+                    pipe.query_async(&mut conn).await
+                }
+                Conn::Cluster(_) => {
+                    futures_util::future::try_join_all(cmds.iter().map(|cmd| {
+                        let mut conn = conn.clone();
+                        async move { cmd.query_async::<Value>(&mut conn).await }
+                    }))
+                    .await
+                }
+            }
+        })
+        .await
     }
 
     pub async fn ping(&self) -> Result<(), StoreError> {
@@ -171,7 +263,7 @@ impl Store {
     /// Only transport failures are retried; a command the server rejects fails at once.
     pub async fn retry<T, F, Fut>(&self, what: &'static str, op: F) -> Result<T, StoreError>
     where
-        F: FnMut(ConnectionManager) -> Fut,
+        F: FnMut(Conn) -> Fut,
         Fut: Future<Output = Result<T, RedisError>>,
     {
         let mut op = op;
@@ -208,7 +300,6 @@ pub fn is_transient(e: &RedisError) -> bool {
 }
 
 fn client(settings: &RedisSettings) -> Result<(Client, ConnectionManagerConfig), StoreError> {
-    crate::tls::install_crypto_provider();
     let bad = |e: RedisError| StoreError::Client(e.to_string());
     let mut info = settings.url.expose().into_connection_info().map_err(bad)?;
     if let Some(password) = &settings.password {
@@ -240,4 +331,151 @@ fn client(settings: &RedisSettings) -> Result<(Client, ConnectionManagerConfig),
         .set_connection_timeout(Some(settings.connect_timeout.get()))
         .set_response_timeout(Some(settings.response_timeout.get()));
     Ok((client, config))
+}
+
+/// A lazy cluster connection: it connects (and learns the topology) on first use, so the daemon
+/// starts while the cluster is down.
+fn cluster(settings: &RedisSettings) -> Result<ClusterConnection, StoreError> {
+    let bad = |e: RedisError| StoreError::Client(format!("redis.cluster_nodes: {e}"));
+    let nodes = settings
+        .cluster_nodes
+        .iter()
+        .map(|n| n.expose().into_connection_info())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(bad)?;
+    let (connect, respond) = (
+        settings.connect_timeout.get(),
+        settings.response_timeout.get(),
+    );
+    let mut builder = ClusterClientBuilder::new(nodes)
+        .connection_timeout(connect)
+        .response_timeout(respond);
+    if let Some(password) = &settings.password {
+        builder = builder.password(password.expose());
+    }
+    if let Some(user) = settings.cluster_nodes.iter().find_map(|n| n.username()) {
+        builder = builder.username(user);
+    }
+    if settings.cluster_nodes.iter().any(|n| n.is_tls()) {
+        builder = builder.tls(redis::TlsMode::Secure);
+    }
+    if let Some(ca) = &settings.ca_file {
+        let pem = std::fs::read(ca)
+            .map_err(|e| StoreError::Client(format!("redis.ca_file {}: {e}", ca.display())))?;
+        builder = builder.certs(redis::TlsCertificates {
+            client_tls: None,
+            root_cert: Some(pem),
+        });
+    }
+    let client = builder.build().map_err(bad)?;
+    let config = ClusterConfig::new()
+        .set_connection_timeout(connect)
+        .set_response_timeout(respond);
+    Ok(client.get_pending_async_connection_with_config(config))
+}
+
+/// Walks every key matching a pattern with `SCAN`, page by page: on a cluster, on every primary
+/// in turn (a plain `SCAN` would see one random node's keys only).
+pub struct KeyScan<'a> {
+    store: &'a Store,
+    pattern: String,
+    kind: Option<&'static str>,
+    count: u32,
+    /// The nodes still to walk (`None`: the single server), the current one last.
+    nodes: Vec<Option<(String, u16)>>,
+    cursor: u64,
+}
+
+impl<'a> KeyScan<'a> {
+    /// `SCAN MATCH pattern [TYPE kind] COUNT count`.
+    pub async fn new(
+        store: &'a Store,
+        pattern: &str,
+        kind: Option<&'static str>,
+        count: u32,
+    ) -> Result<KeyScan<'a>, StoreError> {
+        let nodes = if store.is_cluster() {
+            store.primaries().await?.into_iter().map(Some).collect()
+        } else {
+            vec![None]
+        };
+        Ok(KeyScan {
+            store,
+            pattern: pattern.to_owned(),
+            kind,
+            count,
+            nodes,
+            cursor: 0,
+        })
+    }
+
+    /// The next page of keys (possibly empty), or `None` when every node has been walked.
+    pub async fn next_page(&mut self) -> Result<Option<Vec<Vec<u8>>>, StoreError> {
+        let Some(node) = self.nodes.last().cloned() else {
+            return Ok(None);
+        };
+        let (pattern, kind, count, cursor) = (&self.pattern, self.kind, self.count, self.cursor);
+        let (next, keys): (u64, Vec<Vec<u8>>) = self
+            .store
+            .retry("SCAN", |mut conn| {
+                let node = node.clone();
+                async move {
+                    let mut cmd = redis::cmd("SCAN");
+                    cmd.arg(cursor)
+                        .arg("MATCH")
+                        .arg(pattern)
+                        .arg("COUNT")
+                        .arg(count);
+                    if let Some(kind) = kind {
+                        cmd.arg("TYPE").arg(kind);
+                    }
+                    match (&mut conn, node) {
+                        (Conn::Cluster(cluster), Some((host, port))) => {
+                            let routing =
+                                RoutingInfo::SingleNode(SingleNodeRoutingInfo::ByAddress {
+                                    host,
+                                    port,
+                                });
+                            redis::from_redis_value(cluster.route_command(cmd, routing).await?)
+                                .map_err(RedisError::from)
+                        }
+                        _ => cmd.query_async(&mut conn).await,
+                    }
+                }
+            })
+            .await?;
+        self.cursor = next;
+        if next == 0 {
+            self.nodes.pop();
+        }
+        Ok(Some(keys))
+    }
+}
+
+impl Store {
+    /// The cluster's primaries, `(host, port)`, from `CLUSTER NODES`.
+    async fn primaries(&self) -> Result<Vec<(String, u16)>, StoreError> {
+        let text: String = self
+            .retry("CLUSTER NODES", |mut conn| async move {
+                redis::cmd("CLUSTER")
+                    .arg("NODES")
+                    .query_async(&mut conn)
+                    .await
+            })
+            .await?;
+        Ok(text
+            .lines()
+            .filter_map(|line| {
+                let fields: Vec<&str> = line.split_whitespace().collect();
+                let flags = fields.get(2)?;
+                if !flags.split(',').any(|f| f == "master") || flags.contains("fail") {
+                    return None;
+                }
+                // ip:port@cport[,hostname]
+                let address = fields.get(1)?.split('@').next()?;
+                let (host, port) = address.rsplit_once(':')?;
+                Some((host.to_owned(), port.parse().ok()?))
+            })
+            .collect())
+    }
 }

@@ -90,20 +90,31 @@ enabled = false
 
 #[test]
 fn env_lists_accept_commas_or_toml_arrays_and_numbers_keep_their_type() {
-    // cluster_nodes is an array; its entries must be URLs, and the (currently rejected) key shows
-    // the list was parsed: the error is about cluster support, not about the value's type.
-    let comma = load_err(
-        None,
-        &[("FCW_REDIS__CLUSTER_NODES", "redis://a:1,redis://b:2")],
-    );
-    let toml = load_err(None, &[("FCW_REDIS__CLUSTER_NODES", r#"["redis://a:1"]"#)]);
-    for e in [comma, toml] {
-        assert!(
-            e.starts_with("redis.cluster_nodes: Redis Cluster is not available"),
-            "{e}"
-        );
-        assert!(e.contains("FCW_REDIS__CLUSTER_NODES"), "{e}");
+    // cluster_nodes is an array of URLs: both spellings parse.
+    for value in [
+        "redis://a:1,redis://b:2",
+        r#"["redis://a:1", "redis://b:2"]"#,
+    ] {
+        let s = config::load_from(None, env(&[("FCW_REDIS__CLUSTER_NODES", value)])).unwrap();
+        let nodes: Vec<String> = s.redis.cluster_nodes.iter().map(|n| n.address()).collect();
+        assert_eq!(nodes, ["a:1", "b:2"], "{value}");
     }
+    let e = load_err(
+        None,
+        &[("FCW_REDIS__CLUSTER_NODES", "redis://a:1,http://b:2")],
+    );
+    assert!(
+        e.starts_with("redis.cluster_nodes[1]: http://b:2/: scheme must be redis://"),
+        "{e}"
+    );
+    let e = load_err(
+        None,
+        &[("FCW_REDIS__CLUSTER_NODES", "redis://a:1,rediss://b:2")],
+    );
+    assert!(
+        e.starts_with("redis.cluster_nodes: mixes redis:// and rediss:// nodes"),
+        "{e}"
+    );
     let e = load_err(None, &[("FCW_JOBS__STOCK__ENABLED", "yes")]);
     assert_eq!(
         e,

@@ -18,14 +18,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use redis::Script;
+use redis::{Cmd, Script, Value};
 
 use crate::config::IntegrityRule;
 use crate::jobs::watchlist::{WatchlistReader, escape};
 use crate::jobs::{Job, JobError, JobName, RunContext, RunReport};
 use crate::keys::{self, MemberKey};
 use crate::stats;
-use crate::store::{Store, StoreError};
+use crate::store::{KeyScan, Store, StoreError};
 
 /// Removes a member only while its object is missing. KEYS: index, object; ARGV: member.
 const CHECK_AND_REMOVE: &str = r"
@@ -127,54 +127,94 @@ impl Sweeper<'_> {
             .count()
     }
 
-    /// One round trip: the check-and-remove script per member (dry: `EXISTS` only). Returns,
-    /// per suspect, whether it was (or would be) removed.
+    /// Removes the aged suspects whose object is still missing (dry: only says which). On a
+    /// single server the script re-checks and removes atomically; on a cluster the index and the
+    /// object may live on different nodes, where no script can touch both, so it re-checks with
+    /// `EXISTS` and then `SREM`s. The race left there: an object written in the moment between
+    /// the two loses its index entry (the grace already covers writers that add the index entry
+    /// first; an object-first writer is unaffected).
     async fn remove_aged(&self, aged: &[Suspect]) -> Result<Vec<bool>, StoreError> {
-        if aged.is_empty() {
-            return Ok(Vec::new());
+        if self.dry_run || self.store.is_cluster() {
+            let objects: Vec<Vec<u8>> = aged.iter().map(|s| s.object.clone()).collect();
+            let missing: Vec<bool> = exists_all(self.store, &objects)
+                .await?
+                .into_iter()
+                .map(|e| !e)
+                .collect();
+            if self.dry_run {
+                return Ok(missing);
+            }
+            let srem: Vec<Cmd> = aged
+                .iter()
+                .zip(&missing)
+                .filter(|(_, m)| **m)
+                .map(|(s, _)| {
+                    Cmd::new()
+                        .arg("SREM")
+                        .arg(&*s.index)
+                        .arg(&s.member)
+                        .to_owned()
+                })
+                .collect();
+            let mut removed =
+                ints(self.store.batch("SREM orphans", &srem, false).await?).into_iter();
+            return Ok(missing
+                .iter()
+                .map(|m| *m && removed.next() == Some(1))
+                .collect());
         }
-        let (dry, hash) = (self.dry_run, self.remove.get_hash().to_owned());
-        let replies: Vec<i64> = self
-            .store
-            .retry("integrity sweep", |mut conn| {
-                let mut pipe = redis::pipe();
-                for s in aged {
-                    if dry {
-                        pipe.cmd("EXISTS").arg(&s.object);
-                    } else {
-                        pipe.cmd("EVALSHA")
-                            .arg(&hash)
-                            .arg(2)
-                            .arg(&*s.index)
-                            .arg(&s.object)
-                            .arg(&s.member);
-                    }
-                }
-                let script = self.remove.clone();
-                async move { with_script(&mut conn, &script, &pipe).await }
-            })
-            .await?;
-        Ok(replies
+        let cmds: Vec<Cmd> = aged
+            .iter()
+            .map(|s| evalsha(&self.remove, &s.index, &s.object, &s.member))
+            .collect();
+        Ok(ints(run_scripts(self.store, &self.remove, &cmds).await?)
             .into_iter()
-            .map(|r| if dry { r == 0 } else { r == 1 })
+            .map(|r| r == 1)
             .collect())
     }
 }
 
-/// Runs a pipeline of `EVALSHA`s, loading the script first if the server lost it (a restart or
-/// failover empties the script cache).
-async fn with_script(
-    conn: &mut redis::aio::ConnectionManager,
+/// Runs `EVALSHA` commands as one batch, loading the script first if the server lost it (a
+/// restart or failover empties the script cache).
+async fn run_scripts(
+    store: &Store,
     script: &Script,
-    pipe: &redis::Pipeline,
-) -> redis::RedisResult<Vec<i64>> {
-    match pipe.query_async(conn).await {
-        Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) => {
-            script.load_async(conn).await?;
-            pipe.query_async(conn).await
+    cmds: &[Cmd],
+) -> Result<Vec<Value>, StoreError> {
+    match store.batch("EVALSHA batch", cmds, false).await {
+        Err(StoreError::Command { source, .. })
+            if source.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) =>
+        {
+            store
+                .retry("SCRIPT LOAD", |mut conn| {
+                    let script = script.clone();
+                    async move { script.load_async(&mut conn).await }
+                })
+                .await?;
+            store.batch("EVALSHA batch", cmds, false).await
         }
         other => other,
     }
+}
+
+/// `EVALSHA` of a check-and-change script: KEYS index and object, ARGV member.
+fn evalsha(script: &Script, index: &[u8], object: &[u8], member: &[u8]) -> Cmd {
+    Cmd::new()
+        .arg("EVALSHA")
+        .arg(script.get_hash())
+        .arg(2)
+        .arg(index)
+        .arg(object)
+        .arg(member)
+        .to_owned()
+}
+
+/// Integer replies (0 for anything else).
+fn ints(values: Vec<Value>) -> Vec<i64> {
+    values
+        .into_iter()
+        .map(|v| redis::from_redis_value(v).unwrap_or(0))
+        .collect()
 }
 
 #[async_trait]
@@ -286,7 +326,13 @@ async fn scan_rule(
     let count = ctx.shared.settings.integrity.scan_count;
     let template = MemberKey::parse(&rule.member_key);
     let indexes: Vec<Vec<u8>> = if rule.is_pattern() {
-        scan_keys(store, &rule.index, Some("set"), count).await?
+        // Index names only (members are walked per index below), so this stays small.
+        let mut scan = KeyScan::new(store, &rule.index, Some("set"), count).await?;
+        let mut found = Vec::new();
+        while let Some(page) = scan.next_page().await? {
+            found.extend(page);
+        }
+        found
     } else {
         let kind: String = store
             .retry("TYPE index", |mut conn| {
@@ -368,56 +414,21 @@ async fn sscan(
         .await
 }
 
-/// Whether each object exists, in one pipelined round trip.
+/// Whether each object exists, in one batch.
 async fn exists_all(store: &Store, objects: &[Vec<u8>]) -> Result<Vec<bool>, StoreError> {
-    if objects.is_empty() {
-        return Ok(Vec::new());
-    }
-    store
-        .retry("EXISTS chunk", |mut conn| {
-            let mut pipe = redis::pipe();
-            for object in objects {
-                pipe.cmd("EXISTS").arg(object);
-            }
-            async move { pipe.query_async(&mut conn).await }
-        })
-        .await
-}
-
-/// Every key matching `pattern` (of `kind`, when given), by `SCAN`.
-async fn scan_keys(
-    store: &Store,
-    pattern: &str,
-    kind: Option<&str>,
-    count: u32,
-) -> Result<Vec<Vec<u8>>, StoreError> {
-    let mut keys = Vec::new();
-    let mut cursor = 0u64;
-    loop {
-        let (next, page): (u64, Vec<Vec<u8>>) = store
-            .retry("SCAN", |mut conn| async move {
-                let mut cmd = redis::cmd("SCAN");
-                cmd.arg(cursor)
-                    .arg("MATCH")
-                    .arg(pattern)
-                    .arg("COUNT")
-                    .arg(count);
-                if let Some(kind) = kind {
-                    cmd.arg("TYPE").arg(kind);
-                }
-                cmd.query_async(&mut conn).await
-            })
-            .await?;
-        keys.extend(page);
-        cursor = next;
-        if cursor == 0 {
-            return Ok(keys);
-        }
-    }
+    let cmds: Vec<Cmd> = objects
+        .iter()
+        .map(|o| Cmd::new().arg("EXISTS").arg(o).to_owned())
+        .collect();
+    Ok(ints(store.batch("EXISTS chunk", &cmds, false).await?)
+        .into_iter()
+        .map(|n| n > 0)
+        .collect())
 }
 
 /// Re-adds objects that exist but are missing from the rule's index. Returns how many (dry: how
-/// many would be).
+/// many would be). The add re-checks that the object exists: atomically by script on a single
+/// server, by `EXISTS` then `SADD` on a cluster.
 async fn reindex(
     store: &Store,
     rule: &IntegrityRule,
@@ -428,68 +439,57 @@ async fn reindex(
     let template = MemberKey::parse(&rule.member_key);
     let add = Script::new(CHECK_AND_ADD);
     let mut added = 0;
-    let mut cursor = 0u64;
-    loop {
-        let (next, page): (u64, Vec<Vec<u8>>) = store
-            .retry("SCAN objects", |mut conn| async move {
-                redis::cmd("SCAN")
-                    .arg(cursor)
-                    .arg("MATCH")
-                    .arg(pattern)
-                    .arg("COUNT")
-                    .arg(count)
-                    .query_async(&mut conn)
-                    .await
-            })
-            .await?;
+    let mut scan = KeyScan::new(store, pattern, None, count).await?;
+    while let Some(page) = scan.next_page().await? {
         let candidates: Vec<(&[u8], &[u8])> = page
             .iter()
+            .filter(|key| key.as_slice() != rule.index.as_bytes())
             .filter_map(|key| template.member(key).map(|m| (key.as_slice(), m)))
-            .filter(|(key, _)| key != &rule.index.as_bytes())
             .collect();
-        if !candidates.is_empty() {
-            let present: Vec<bool> = store
-                .retry("SISMEMBER chunk", |mut conn| {
-                    let mut pipe = redis::pipe();
-                    for (_, member) in &candidates {
-                        pipe.cmd("SISMEMBER").arg(&rule.index).arg(*member);
-                    }
-                    async move { pipe.query_async(&mut conn).await }
-                })
-                .await?;
-            let missing: Vec<&(&[u8], &[u8])> = candidates
+        let present: Vec<Cmd> = candidates
+            .iter()
+            .map(|(_, m)| {
+                Cmd::new()
+                    .arg("SISMEMBER")
+                    .arg(&rule.index)
+                    .arg(*m)
+                    .to_owned()
+            })
+            .collect();
+        let present = ints(store.batch("SISMEMBER chunk", &present, false).await?);
+        let missing: Vec<&(&[u8], &[u8])> = candidates
+            .iter()
+            .zip(present)
+            .filter(|(_, p)| *p == 0)
+            .map(|(c, _)| c)
+            .collect();
+        if dry_run {
+            added += missing.len() as u64;
+        } else if store.is_cluster() {
+            let objects: Vec<Vec<u8>> = missing.iter().map(|(o, _)| o.to_vec()).collect();
+            let exists = exists_all(store, &objects).await?;
+            let sadd: Vec<Cmd> = missing
                 .iter()
-                .zip(present)
-                .filter(|(_, p)| !p)
-                .map(|(c, _)| c)
+                .zip(exists)
+                .filter(|(_, e)| *e)
+                .map(|((_, m), _)| Cmd::new().arg("SADD").arg(&rule.index).arg(*m).to_owned())
                 .collect();
-            if dry_run {
-                added += missing.len() as u64;
-            } else if !missing.is_empty() {
-                let hash = add.get_hash().to_owned();
-                let replies: Vec<i64> = store
-                    .retry("reindex", |mut conn| {
-                        let mut pipe = redis::pipe();
-                        for (object, member) in &missing {
-                            pipe.cmd("EVALSHA")
-                                .arg(&hash)
-                                .arg(2)
-                                .arg(&rule.index)
-                                .arg(*object)
-                                .arg(*member);
-                        }
-                        let script = add.clone();
-                        async move { with_script(&mut conn, &script, &pipe).await }
-                    })
-                    .await?;
-                added += replies.iter().filter(|r| **r == 1).count() as u64;
-            }
-        }
-        cursor = next;
-        if cursor == 0 {
-            return Ok(added);
+            added += ints(store.batch("SADD reindex", &sadd, false).await?)
+                .into_iter()
+                .filter(|n| *n == 1)
+                .count() as u64;
+        } else {
+            let cmds: Vec<Cmd> = missing
+                .iter()
+                .map(|(o, m)| evalsha(&add, rule.index.as_bytes(), o, m))
+                .collect();
+            added += ints(run_scripts(store, &add, &cmds).await?)
+                .into_iter()
+                .filter(|n| *n == 1)
+                .count() as u64;
         }
     }
+    Ok(added)
 }
 
 /// Deletes cache keys whose ticker is no longer in the watchlist. Returns how many (dry: how
@@ -505,41 +505,23 @@ async fn prune_unwatched(store: &Store, count: u32, dry_run: bool) -> Result<u64
         watched.extend(batch.iter().map(|t| hasher.hash_one(t.as_str())));
     }
     let mut pruned = 0;
-    let mut cursor = 0u64;
-    loop {
-        let (next, page): (u64, Vec<Vec<u8>>) = store
-            .retry("SCAN cache", |mut conn| async move {
-                redis::cmd("SCAN")
-                    .arg(cursor)
-                    .arg("MATCH")
-                    .arg(keys::CACHE_PATTERN)
-                    .arg("COUNT")
-                    .arg(count)
-                    .query_async(&mut conn)
-                    .await
-            })
-            .await?;
-        let unwatched: Vec<&Vec<u8>> = page
+    let mut scan = KeyScan::new(store, keys::CACHE_PATTERN, None, count).await?;
+    while let Some(page) = scan.next_page().await? {
+        let unwatched: Vec<Cmd> = page
             .iter()
             .filter(|key| {
                 keys::parse_cache(key)
                     .is_some_and(|(_, t)| !watched.contains(&hasher.hash_one(t.as_str())))
             })
+            .map(|key| Cmd::new().arg("UNLINK").arg(key).to_owned())
             .collect();
         if dry_run {
             pruned += unwatched.len() as u64;
-        } else if !unwatched.is_empty() {
-            let deleted: i64 = store
-                .retry("UNLINK unwatched", |mut conn| {
-                    let keys = unwatched.clone();
-                    async move { redis::cmd("UNLINK").arg(keys).query_async(&mut conn).await }
-                })
-                .await?;
-            pruned += deleted as u64;
-        }
-        cursor = next;
-        if cursor == 0 {
-            return Ok(pruned);
+        } else {
+            pruned += ints(store.batch("UNLINK unwatched", &unwatched, false).await?)
+                .into_iter()
+                .sum::<i64>() as u64;
         }
     }
+    Ok(pruned)
 }

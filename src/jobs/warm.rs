@@ -150,9 +150,7 @@ impl WarmJob {
     ) -> Option<Write<'a>> {
         // TTLs are computed when the values are written, not when the batch started.
         let now = Utc::now();
-        let mut pipe = redis::pipe();
-        pipe.atomic();
-        let mut writes = 0u64;
+        let mut writes = Vec::new();
         for (ticker, result) in results {
             match result {
                 Ok(Fetched::Found(value)) => {
@@ -161,14 +159,14 @@ impl WarmJob {
                         .ttl(ctx, now)
                         .jittered(ctx.shared.policy.jitter, jitter_seed(&key, now));
                     match value.to_json() {
-                        Ok(json) => {
-                            pipe.cmd("SETEX")
+                        Ok(json) => writes.push(
+                            redis::Cmd::new()
+                                .arg("SETEX")
                                 .arg(&key)
                                 .arg(ttl.as_secs().max(1))
                                 .arg(json)
-                                .ignore();
-                            writes += 1;
-                        }
+                                .to_owned(),
+                        ),
                         Err(e) => report.note_failure(format!("{ticker}: cannot serialise: {e}")),
                     }
                 }
@@ -179,18 +177,13 @@ impl WarmJob {
                 Err(e) => report.note_failure(format!("{ticker}: {e}")),
             }
         }
-        if writes == 0 {
+        if writes.is_empty() {
             return None;
         }
         let store = &ctx.shared.store;
         Some(Box::pin(async move {
-            store
-                .retry("SETEX batch", |mut conn| {
-                    let pipe = pipe.clone();
-                    async move { pipe.query_async::<()>(&mut conn).await }
-                })
-                .await?;
-            Ok(writes)
+            store.batch("SETEX batch", &writes, true).await?;
+            Ok(writes.len() as u64)
         }))
     }
 
@@ -205,35 +198,26 @@ impl WarmJob {
         let refresh_ahead = self.name().settings(&ctx.shared.settings).refresh_ahead;
         let keys: Vec<String> = batch.iter().map(|t| keys::cache(self.kind, t)).collect();
         let with_values = self.kind == CacheKind::Earnings;
-        let (ttls, values): (Vec<i64>, Vec<Option<Vec<u8>>>) = ctx
-            .shared
-            .store
-            .retry("PTTL batch", |mut conn| {
-                let keys = keys.clone();
-                async move {
-                    let mut pipe = redis::pipe();
-                    for key in &keys {
-                        pipe.cmd("PTTL").arg(key);
-                    }
-                    if with_values {
-                        for key in &keys {
-                            pipe.cmd("GET").arg(key);
-                        }
-                    }
-                    let mut replies: Vec<redis::Value> = pipe.query_async(&mut conn).await?;
-                    let values = replies.split_off(keys.len());
-                    let ttls = replies
-                        .into_iter()
-                        .map(redis::from_redis_value)
-                        .collect::<Result<_, _>>()?;
-                    let values = values
-                        .into_iter()
-                        .map(redis::from_redis_value)
-                        .collect::<Result<_, _>>()?;
-                    Ok((ttls, values))
-                }
-            })
-            .await?;
+        let mut cmds: Vec<redis::Cmd> = keys
+            .iter()
+            .map(|k| redis::Cmd::new().arg("PTTL").arg(k).to_owned())
+            .collect();
+        if with_values {
+            cmds.extend(
+                keys.iter()
+                    .map(|k| redis::Cmd::new().arg("GET").arg(k).to_owned()),
+            );
+        }
+        let mut replies = ctx.shared.store.batch("PTTL batch", &cmds, false).await?;
+        let values = replies.split_off(keys.len());
+        let ttls: Vec<i64> = replies
+            .into_iter()
+            .map(|v| redis::from_redis_value(v).unwrap_or(-2))
+            .collect();
+        let values: Vec<Option<Vec<u8>>> = values
+            .into_iter()
+            .map(|v| redis::from_redis_value(v).ok().flatten())
+            .collect();
         let policy = &ctx.shared.policy;
         let cal = &ctx.shared.calendar;
         let mut due = Vec::with_capacity(batch.len());
