@@ -15,7 +15,6 @@ use backon::{ExponentialBuilder, Retryable};
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::{ClusterClientBuilder, ClusterConfig};
 use redis::cluster_async::ClusterConnection;
-use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
 use redis::{Client, Cmd, IntoConnectionInfo, Pipeline, RedisError, RedisFuture, Value};
 
 use crate::config::RedisSettings;
@@ -100,6 +99,8 @@ impl ConnectionLike for Conn {
 #[derive(Clone)]
 pub struct Store {
     conn: Conn,
+    /// A cluster's per-node connection settings, for commands that must visit every node.
+    nodes: Option<Arc<NodeTemplate>>,
     address: String,
     /// Whether the last round trip worked ([`UP`], [`DOWN`] or [`UNKNOWN`]), so an outage is
     /// logged once when it starts and once when it ends, not on every failed command.
@@ -115,21 +116,24 @@ impl Store {
     /// readiness problems) while Redis is down.
     pub fn lazy(settings: &RedisSettings) -> Result<Store, StoreError> {
         crate::tls::install_crypto_provider();
-        let (conn, address) = if settings.cluster_nodes.is_empty() {
+        let (conn, address, nodes) = if settings.cluster_nodes.is_empty() {
             let (client, config) = client(settings)?;
             let conn = ConnectionManager::new_lazy_with_config(client, config)
                 .map_err(|e| StoreError::Client(e.to_string()))?;
-            (Conn::Single(conn), settings.url.address())
+            (Conn::Single(conn), settings.url.address(), None)
         } else {
             let nodes: Vec<String> = settings.cluster_nodes.iter().map(|n| n.address()).collect();
+            let (conn, template) = cluster(settings)?;
             (
-                Conn::Cluster(cluster(settings)?),
+                Conn::Cluster(conn),
                 format!("cluster {}", nodes.join(",")),
+                Some(Arc::new(template)),
             )
         };
         // The daemon starts optimistic, so Redis being down at start-up is logged as an outage.
         Ok(Store {
             conn,
+            nodes,
             address,
             health: Arc::new(AtomicU8::new(UP)),
         })
@@ -223,7 +227,7 @@ impl Store {
 
     /// Notes a round trip's outcome: counts it for the run, and logs the start and end of an
     /// outage once each.
-    fn observe<T>(&self, result: &Result<T, RedisError>) {
+    pub(crate) fn observe<T>(&self, result: &Result<T, RedisError>) {
         stats::redis_round_trip();
         match result {
             Ok(_) => {
@@ -335,7 +339,7 @@ fn client(settings: &RedisSettings) -> Result<(Client, ConnectionManagerConfig),
 
 /// A lazy cluster connection: it connects (and learns the topology) on first use, so the daemon
 /// starts while the cluster is down.
-fn cluster(settings: &RedisSettings) -> Result<ClusterConnection, StoreError> {
+fn cluster(settings: &RedisSettings) -> Result<(ClusterConnection, NodeTemplate), StoreError> {
     let bad = |e: RedisError| StoreError::Client(format!("redis.cluster_nodes: {e}"));
     let nodes = settings
         .cluster_nodes
@@ -347,6 +351,10 @@ fn cluster(settings: &RedisSettings) -> Result<ClusterConnection, StoreError> {
         settings.connect_timeout.get(),
         settings.response_timeout.get(),
     );
+    let seed = nodes
+        .first()
+        .map(|n| n.redis_settings().clone())
+        .unwrap_or_default();
     let mut builder = ClusterClientBuilder::new(nodes)
         .connection_timeout(connect)
         .response_timeout(respond);
@@ -359,31 +367,59 @@ fn cluster(settings: &RedisSettings) -> Result<ClusterConnection, StoreError> {
     if settings.cluster_nodes.iter().any(|n| n.is_tls()) {
         builder = builder.tls(redis::TlsMode::Secure);
     }
-    if let Some(ca) = &settings.ca_file {
-        let pem = std::fs::read(ca)
-            .map_err(|e| StoreError::Client(format!("redis.ca_file {}: {e}", ca.display())))?;
+    let ca = match &settings.ca_file {
+        Some(ca) => Some(
+            std::fs::read(ca)
+                .map_err(|e| StoreError::Client(format!("redis.ca_file {}: {e}", ca.display())))?,
+        ),
+        None => None,
+    };
+    if let Some(pem) = &ca {
         builder = builder.certs(redis::TlsCertificates {
             client_tls: None,
-            root_cert: Some(pem),
+            root_cert: Some(pem.clone()),
         });
     }
     let client = builder.build().map_err(bad)?;
     let config = ClusterConfig::new()
         .set_connection_timeout(connect)
         .set_response_timeout(respond);
-    Ok(client.get_pending_async_connection_with_config(config))
+    let mut redis = seed;
+    if let Some(password) = &settings.password {
+        redis = redis.set_password(password.expose());
+    }
+    let template = NodeTemplate {
+        scheme: if settings.cluster_nodes.iter().any(|n| n.is_tls()) {
+            "rediss"
+        } else {
+            "redis"
+        },
+        redis,
+        ca,
+        config: redis::AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(connect))
+            .set_response_timeout(Some(respond)),
+    };
+    Ok((
+        client.get_pending_async_connection_with_config(config),
+        template,
+    ))
 }
 
 /// Walks every key matching a pattern with `SCAN`, page by page: on a cluster, on every primary
-/// in turn (a plain `SCAN` would see one random node's keys only).
+/// in turn, each through a connection of its own (a plain `SCAN` would see one random node's keys
+/// only).
 pub struct KeyScan<'a> {
     store: &'a Store,
     pattern: String,
     kind: Option<&'static str>,
     count: u32,
-    /// The nodes still to walk (`None`: the single server), the current one last.
-    nodes: Vec<Option<(String, u16)>>,
+    /// Cluster primaries still to walk, the current one last.
+    nodes: Vec<(String, u16)>,
+    /// The current primary's connection.
+    node: Option<redis::aio::MultiplexedConnection>,
     cursor: u64,
+    done: bool,
 }
 
 impl<'a> KeyScan<'a> {
@@ -395,9 +431,9 @@ impl<'a> KeyScan<'a> {
         count: u32,
     ) -> Result<KeyScan<'a>, StoreError> {
         let nodes = if store.is_cluster() {
-            store.primaries().await?.into_iter().map(Some).collect()
+            store.primaries().await?
         } else {
-            vec![None]
+            Vec::new()
         };
         Ok(KeyScan {
             store,
@@ -405,50 +441,100 @@ impl<'a> KeyScan<'a> {
             kind,
             count,
             nodes,
+            node: None,
             cursor: 0,
+            done: false,
         })
+    }
+
+    fn command(&self) -> Cmd {
+        let mut cmd = redis::cmd("SCAN");
+        cmd.arg(self.cursor)
+            .arg("MATCH")
+            .arg(&self.pattern)
+            .arg("COUNT")
+            .arg(self.count);
+        if let Some(kind) = self.kind {
+            cmd.arg("TYPE").arg(kind);
+        }
+        cmd
     }
 
     /// The next page of keys (possibly empty), or `None` when every node has been walked.
     pub async fn next_page(&mut self) -> Result<Option<Vec<Vec<u8>>>, StoreError> {
-        let Some(node) = self.nodes.last().cloned() else {
+        if self.done {
             return Ok(None);
-        };
-        let (pattern, kind, count, cursor) = (&self.pattern, self.kind, self.count, self.cursor);
-        let (next, keys): (u64, Vec<Vec<u8>>) = self
-            .store
-            .retry("SCAN", |mut conn| {
-                let node = node.clone();
-                async move {
-                    let mut cmd = redis::cmd("SCAN");
-                    cmd.arg(cursor)
-                        .arg("MATCH")
-                        .arg(pattern)
-                        .arg("COUNT")
-                        .arg(count);
-                    if let Some(kind) = kind {
-                        cmd.arg("TYPE").arg(kind);
-                    }
-                    match (&mut conn, node) {
-                        (Conn::Cluster(cluster), Some((host, port))) => {
-                            let routing =
-                                RoutingInfo::SingleNode(SingleNodeRoutingInfo::ByAddress {
-                                    host,
-                                    port,
-                                });
-                            redis::from_redis_value(cluster.route_command(cmd, routing).await?)
-                                .map_err(RedisError::from)
-                        }
-                        _ => cmd.query_async(&mut conn).await,
-                    }
+        }
+        let cmd = self.command();
+        let (next, keys): (u64, Vec<Vec<u8>>) = match &self.store.nodes {
+            None => {
+                self.store
+                    .retry("SCAN", |mut conn| {
+                        let cmd = cmd.clone();
+                        async move { cmd.query_async(&mut conn).await }
+                    })
+                    .await?
+            }
+            Some(template) => {
+                let Some((host, port)) = self.nodes.last().cloned() else {
+                    self.done = true;
+                    return Ok(None);
+                };
+                let failed = |source| StoreError::Command {
+                    address: format!("{host}:{port}"),
+                    what: "SCAN",
+                    source,
+                };
+                if self.node.is_none() {
+                    self.node = Some(template.connect(&host, port).await.map_err(failed)?);
                 }
-            })
-            .await?;
+                let conn = self.node.as_mut().expect("connected above");
+                let page = cmd.query_async(conn).await;
+                self.store.observe(&page);
+                page.map_err(failed)?
+            }
+        };
         self.cursor = next;
         if next == 0 {
-            self.nodes.pop();
+            // This node is done: on to the next primary, or the end.
+            self.node = None;
+            self.done = self.nodes.pop().is_none() || self.nodes.is_empty();
         }
         Ok(Some(keys))
+    }
+}
+
+/// How to open a direct connection to one cluster node: the seed node's settings (user,
+/// password, TLS, CA, timeouts) with another address.
+pub struct NodeTemplate {
+    scheme: &'static str,
+    redis: redis::RedisConnectionInfo,
+    ca: Option<Vec<u8>>,
+    config: redis::AsyncConnectionConfig,
+}
+
+impl NodeTemplate {
+    async fn connect(
+        &self,
+        host: &str,
+        port: u16,
+    ) -> redis::RedisResult<redis::aio::MultiplexedConnection> {
+        let info = format!("{}://{host}:{port}", self.scheme)
+            .into_connection_info()?
+            .set_redis_settings(self.redis.clone());
+        let client = match &self.ca {
+            Some(pem) => Client::build_with_tls(
+                info,
+                redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(pem.clone()),
+                },
+            )?,
+            None => Client::open(info)?,
+        };
+        client
+            .get_multiplexed_async_connection_with_config(&self.config)
+            .await
     }
 }
 

@@ -262,3 +262,103 @@ pub async fn watch_process(pid: u32) -> ProcessUse {
     }
     usage
 }
+
+/// A Redis Cluster on loopback: 3 primaries and 3 replicas, each a private `redis-server`.
+pub struct Cluster {
+    pub nodes: Vec<LocalRedis>,
+}
+
+impl Cluster {
+    pub async fn start() -> Cluster {
+        let mut nodes = Vec::new();
+        for _ in 0..6 {
+            nodes.push(
+                redis_with(LocalRedisOptions {
+                    extra_args: [
+                        "--cluster-enabled",
+                        "yes",
+                        "--cluster-config-file",
+                        "nodes.conf",
+                        "--cluster-node-timeout",
+                        "2000",
+                    ]
+                    .map(String::from)
+                    .to_vec(),
+                    ..LocalRedisOptions::default()
+                })
+                .await,
+            );
+        }
+        let addresses: Vec<String> = nodes
+            .iter()
+            .map(|n| format!("127.0.0.1:{}", n.port()))
+            .collect();
+        let created = Command::new("redis-cli")
+            .args(["--cluster", "create"])
+            .args(&addresses)
+            .args(["--cluster-replicas", "1", "--cluster-yes"])
+            .output()
+            .expect("redis-cli runs");
+        assert!(
+            created.status.success(),
+            "{}",
+            String::from_utf8_lossy(&created.stdout)
+        );
+        let cluster = Cluster { nodes };
+        cluster.wait_until_ok().await;
+        cluster
+    }
+
+    /// Waits until every node sees all 16384 slots served.
+    pub async fn wait_until_ok(&self) {
+        for node in &self.nodes {
+            let port = node.port().to_string();
+            eventually(30, "cluster_state:ok", || {
+                let port = port.clone();
+                async move {
+                    let out = Command::new("redis-cli")
+                        .args(["-p", &port, "cluster", "info"])
+                        .output()
+                        .ok()?;
+                    let info = String::from_utf8_lossy(&out.stdout).into_owned();
+                    (info.contains("cluster_state:ok") && info.contains("cluster_slots_ok:16384"))
+                        .then_some(())
+                }
+            })
+            .await;
+        }
+    }
+
+    /// `redis.cluster_nodes`, comma-separated.
+    pub fn urls(&self) -> String {
+        self.nodes
+            .iter()
+            .map(|n| n.url())
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// A cluster connection for arranging and inspecting data.
+    pub async fn conn(&self) -> redis::cluster_async::ClusterConnection {
+        redis::cluster::ClusterClient::new(self.nodes.iter().map(|n| n.url()).collect::<Vec<_>>())
+            .unwrap()
+            .get_async_connection()
+            .await
+            .unwrap()
+    }
+
+    /// The ports of the nodes that are replicas now.
+    pub fn replicas(&self) -> Vec<u16> {
+        self.nodes
+            .iter()
+            .filter(|n| {
+                let out = Command::new("redis-cli")
+                    .args(["-p", &n.port().to_string(), "role"])
+                    .output()
+                    .unwrap();
+                String::from_utf8_lossy(&out.stdout).starts_with("slave")
+            })
+            .map(LocalRedis::port)
+            .collect()
+    }
+}
