@@ -115,6 +115,25 @@ impl LocalRedis {
         }
     }
 
+    /// Freezes the server (SIGSTOP): connections stay open, nothing answers, as a stuck server.
+    pub fn pause(&self) {
+        self.signal("-STOP");
+    }
+
+    /// Lets a paused server go on (SIGCONT).
+    pub fn resume(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, which: &str) {
+        if let Some(pid) = self.child.as_ref().and_then(Child::id) {
+            let _ = std::process::Command::new("kill")
+                .arg(which)
+                .arg(pid.to_string())
+                .status();
+        }
+    }
+
     /// Starts the server again on the same port, empty (it keeps nothing on disk).
     pub async fn restart(&mut self) -> Result<(), LocalRedisError> {
         self.stop().await;

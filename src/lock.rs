@@ -52,8 +52,8 @@ impl Lock {
         })
         .to_string();
         let ttl_ms = ttl.as_millis() as u64;
-        let taken: Option<String> = store
-            .retry("SET NX lock", |mut conn| {
+        let set = || {
+            store.retry("SET NX lock", |mut conn| {
                 let (key, value) = (key.to_owned(), value.clone());
                 async move {
                     redis::cmd("SET")
@@ -62,13 +62,35 @@ impl Lock {
                         .arg("NX")
                         .arg("PX")
                         .arg(ttl_ms)
-                        .query_async(&mut conn)
+                        .query_async::<Option<String>>(&mut conn)
                         .await
                 }
             })
-            .await?;
-        if taken.is_none() {
-            return Ok(None);
+        };
+        if set().await?.is_none() {
+            // A lock of this very process is a leftover: a SET whose reply timed out (the server
+            // was stuck) may still have been applied. No run of this job is going on here (the
+            // runner never overlaps one), so take it back instead of idling until it expires.
+            match Lock::holder(store, key).await? {
+                Some(holder) if is_ours(&holder) => {
+                    let mut conn = store.connection();
+                    let _: i64 = Script::new(RELEASE)
+                        .key(key)
+                        .arg(&holder)
+                        .invoke_async(&mut conn)
+                        .await
+                        .map_err(|source| StoreError::Command {
+                            address: store.address().to_owned(),
+                            what: "reclaim lock",
+                            source,
+                        })?;
+                    tracing::info!(lock = %key, "reclaimed a job lock this process had left behind");
+                    if set().await?.is_none() {
+                        return Ok(None);
+                    }
+                }
+                _ => return Ok(None),
+            }
         }
         let lock = Lock {
             store: store.clone(),
@@ -156,6 +178,12 @@ impl Drop for Lock {
     fn drop(&mut self) {
         self.stop_renewing.cancel();
     }
+}
+
+/// Whether a lock value was written by this process (same host and pid).
+fn is_ours(holder: &str) -> bool {
+    serde_json::from_str::<serde_json::Value>(holder)
+        .is_ok_and(|v| v["host"] == hostname().as_str() && v["pid"] == std::process::id())
 }
 
 /// This machine's name, for the lock's holder (pods get theirs in `HOSTNAME`).

@@ -662,3 +662,42 @@ async fn earnings_refresh_ahead_judges_a_key_by_the_ttl_its_cached_date_would_ge
     let (_, _, err) = run(&["earnings"]);
     assert_eq!(summary(&err, "earnings")["written"].as_u64(), Some(1));
 }
+
+#[tokio::test]
+async fn a_lock_left_behind_by_this_process_is_reclaimed_but_another_process_lock_is_respected() {
+    use finance_cache_warmer::config::{RedisUrl, Settings};
+    use finance_cache_warmer::lock::{Lock, hostname};
+    use finance_cache_warmer::store::Store;
+    let server = redis().await;
+    let mut settings = Settings::defaults().unwrap();
+    settings.redis.url = RedisUrl::parse(&server.url()).unwrap();
+    let store = Store::connect(&settings.redis).await.unwrap();
+    let mut c = conn(&server).await;
+    let leftover = serde_json::json!({"token": "t1", "host": hostname(), "pid": std::process::id(), "since": "2026-11-26T00:00:00Z"});
+    let _: () = c
+        .set_ex("finance:lock:job:stock", leftover.to_string(), 60)
+        .await
+        .unwrap();
+    let lock = Lock::acquire(&store, "finance:lock:job:stock", Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert!(lock.is_some(), "this process's leftover is taken back");
+    lock.unwrap().release().await;
+    let elsewhere = serde_json::json!({"token": "t2", "host": hostname(), "pid": std::process::id() + 1, "since": "2026-11-26T00:00:00Z"});
+    let _: () = c
+        .set_ex("finance:lock:job:stock", elsewhere.to_string(), 60)
+        .await
+        .unwrap();
+    assert!(
+        Lock::acquire(&store, "finance:lock:job:stock", Duration::from_secs(60))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let value: String = c.get("finance:lock:job:stock").await.unwrap();
+    assert_eq!(
+        value,
+        elsewhere.to_string(),
+        "another process's lock is never touched"
+    );
+}

@@ -1,0 +1,296 @@
+//! Faults survived: a misbehaving upstream, a stuck Redis, and signals at random moments. After
+//! each, every cache key holds either its previous value or a new valid one, never garbage.
+
+mod support;
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use redis::AsyncCommands;
+use support::{
+    Chaos, ChaosUpstream, RecordedQuotes, conn, fcw, mount_yahoo_session, redis, summary,
+    watch_process,
+};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use wiremock::matchers::path;
+use wiremock::{Mock, MockServer};
+
+fn yahoo_env(upstream: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("FCW_PROVIDER__YAHOO__BASE_URL", upstream.to_owned()),
+        (
+            "FCW_PROVIDER__YAHOO__COOKIE_URL",
+            format!("{upstream}/cookie"),
+        ),
+        ("FCW_PROVIDER__YAHOO__REQUESTS_PER_SECOND", "0".into()),
+        ("FCW_LOG__FORMAT", "json".into()),
+        ("FCW_SERVER__LISTEN", String::new()),
+    ]
+}
+
+/// Every stock key holds its previous value or a valid new value for its own ticker.
+async fn assert_previous_or_valid(
+    c: &mut redis::aio::MultiplexedConnection,
+    tickers: &[String],
+) -> usize {
+    let mut fresh = 0;
+    for t in tickers {
+        let value: String = c.get(format!("finance:cache:stock:{t}")).await.unwrap();
+        if value == format!("previous {t}") {
+            continue;
+        }
+        let parsed: serde_json::Value =
+            serde_json::from_str(&value).unwrap_or_else(|e| panic!("{t}: garbage {value:?}: {e}"));
+        support::assert_schema("stock", &parsed);
+        assert_eq!(parsed["symbol"], t.as_str());
+        fresh += 1;
+    }
+    fresh
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upstream_chaos_never_leaves_garbage_and_the_defences_engage() {
+    let server = redis().await;
+    let mut c = conn(&server).await;
+    let tickers: Vec<String> = (0..30).map(|i| format!("T{i:02}")).collect();
+    let _: () = c.sadd("finance:watchlist", &tickers).await.unwrap();
+    for t in &tickers {
+        let _: () = c
+            .set_ex(
+                format!("finance:cache:stock:{t}"),
+                format!("previous {t}"),
+                3600,
+            )
+            .await
+            .unwrap();
+    }
+    use Chaos::*;
+    let upstream = ChaosUpstream::start(vec![
+        Fine,
+        ServerError,
+        ServerError,
+        ServerError,
+        Reset,
+        Fine,
+        TooManyRequests,
+        Fine,
+        Hang,
+        Truncated,
+        WrongContentType,
+        OtherSymbols,
+        Huge,
+        Fine,
+    ])
+    .await;
+    let mut cmd = tokio::process::Command::from(fcw());
+    cmd.arg("run")
+        .envs(yahoo_env(&upstream.uri))
+        .env("FCW_REDIS__URL", server.url())
+        .env("FCW_JOBS__STOCK__SCHEDULE", "* * * * * *")
+        .env("FCW_JOBS__STOCK__REFRESH_AHEAD", "1")
+        .env("FCW_JOBS__OPTIONS__ENABLED", "false")
+        .env("FCW_JOBS__EARNINGS__ENABLED", "false")
+        .env("FCW_JOBS__INTEGRITY__ENABLED", "false")
+        .env("FCW_PROVIDER__TIMEOUT", "1s")
+        .env("FCW_PROVIDER__MAX_RETRIES", "2")
+        .env("FCW_PROVIDER__BREAKER_FAILURES", "3")
+        .env("FCW_PROVIDER__BREAKER_COOLDOWN", "1s")
+        .env("FCW_PROVIDER__YAHOO__QUOTE_BATCH", "5")
+        .env("FCW_PROVIDER__YAHOO__MAX_CONCURRENCY", "1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    let mut child = cmd.spawn().unwrap();
+    let usage = tokio::spawn(watch_process(child.id().unwrap()));
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut seen = Vec::new();
+    // Run until the breaker has opened and closed again and the Huge answer came and went.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        let Ok(Ok(Some(line))) =
+            tokio::time::timeout(Duration::from_secs(5), lines.next_line()).await
+        else {
+            continue;
+        };
+        seen.push(line);
+        let text = seen.join("\n");
+        let huge_done = upstream
+            .log
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(_, m)| *m == Huge)
+            .count()
+            >= 1
+            && upstream.log.lock().unwrap().len() > 14;
+        if text.contains("circuit breaker opened")
+            && text.contains("circuit breaker closed")
+            && huge_done
+        {
+            break;
+        }
+    }
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-TERM", &child.id().unwrap().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    assert_eq!(child.wait().await.unwrap().code(), Some(0));
+    let usage = usage.await.unwrap();
+    let text = seen.join("\n");
+    assert!(
+        text.contains("circuit breaker opened after repeated failures"),
+        "{text}"
+    );
+    assert!(text.contains("circuit breaker closed"), "{text}");
+    assert!(!text.contains("panicked"), "{text}");
+
+    let fresh = assert_previous_or_valid(&mut c, &tickers).await;
+    assert!(fresh > 0, "some tickers got new values");
+    // Retry-After: 1 was honoured: nothing went to the upstream for a second after a 429.
+    let log = upstream.log.lock().unwrap().clone();
+    for pair in log.windows(2) {
+        if pair[0].1 == TooManyRequests {
+            assert!(
+                pair[1].0 - pair[0].0 >= Duration::from_millis(950),
+                "asked again {:?} after a 429",
+                pair[1].0 - pair[0].0
+            );
+        }
+    }
+    assert!(log.iter().any(|(_, m)| *m == TooManyRequests));
+    // The 50 MB answer was cut at provider.max_body (8 MiB), never held whole.
+    assert!(usage.peak_kib < 80 * 1024, "peak {} KiB", usage.peak_kib);
+}
+
+#[tokio::test]
+async fn a_stuck_redis_fails_the_run_within_its_timeout_and_the_daemon_carries_on() {
+    let server = redis().await;
+    let mut c = conn(&server).await;
+    let _: () = c.sadd("finance:watchlist", &["AAPL", "QQQ"]).await.unwrap();
+    let mut cmd = tokio::process::Command::from(fcw());
+    cmd.arg("run")
+        .env("FCW_REDIS__URL", server.url())
+        .env("FCW_REDIS__RESPONSE_TIMEOUT", "500ms")
+        .env("FCW_PROVIDER__STOCK", "replay")
+        .env("FCW_JOBS__STOCK__SCHEDULE", "* * * * * *")
+        .env("FCW_JOBS__STOCK__REFRESH_AHEAD", "1")
+        .env("FCW_JOBS__STOCK__TIMEOUT", "10s")
+        .env("FCW_JOBS__OPTIONS__ENABLED", "false")
+        .env("FCW_JOBS__EARNINGS__ENABLED", "false")
+        .env("FCW_JOBS__INTEGRITY__ENABLED", "false")
+        .env("FCW_LOG__FORMAT", "json")
+        .env("FCW_SERVER__LISTEN", "")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    let mut child = cmd.spawn().unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut next_summary = async || loop {
+        let line = tokio::time::timeout(Duration::from_secs(20), lines.next_line())
+            .await
+            .expect("a log line")
+            .unwrap()
+            .unwrap();
+
+        if line.contains("\"run finished\"") {
+            return serde_json::from_str::<serde_json::Value>(&line).unwrap();
+        }
+    };
+    assert_eq!(next_summary().await["outcome"], "ok");
+    server.pause();
+    let failed = loop {
+        let s = next_summary().await;
+        if s["outcome"] == "failed" {
+            break s;
+        }
+    };
+    // The reply timeout fired, well within the job's own 10 s timeout.
+    assert!(
+        failed["reason"]
+            .as_str()
+            .unwrap()
+            .to_lowercase()
+            .contains("timed out"),
+        "{failed}"
+    );
+    assert!(failed["duration_ms"].as_u64().unwrap() < 10_000, "{failed}");
+    server.resume();
+    loop {
+        if next_summary().await["outcome"] == "ok" {
+            break;
+        }
+    }
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-TERM", &child.id().unwrap().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    assert_eq!(child.wait().await.unwrap().code(), Some(0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_at_random_moments_never_leaves_a_half_written_batch() {
+    let server = redis().await;
+    let mut c = conn(&server).await;
+    let tickers: Vec<String> = (0..40).map(|i| format!("S{i:02}")).collect();
+    let _: () = c.sadd("finance:watchlist", &tickers).await.unwrap();
+    let upstream = MockServer::start().await;
+    mount_yahoo_session(&upstream).await;
+    Mock::given(path("/v7/finance/quote"))
+        .respond_with(RecordedQuotes::new(Duration::from_millis(150)))
+        .mount(&upstream)
+        .await;
+    let mut rng = fastrand::Rng::with_seed(7);
+    for round in 0..20 {
+        let _: () = redis::cmd("FLUSHDB").query_async(&mut c).await.unwrap();
+        let _: () = c.sadd("finance:watchlist", &tickers).await.unwrap();
+        let mut cmd = tokio::process::Command::from(fcw());
+        cmd.args(["once", "stock"])
+            .envs(yahoo_env(&upstream.uri()))
+            .env("FCW_REDIS__URL", server.url())
+            .env("FCW_SCHEDULER__BATCH_SIZE", "10")
+            .env("FCW_SCHEDULER__SHUTDOWN_GRACE", "1s")
+            .env("FCW_PROVIDER__YAHOO__QUOTE_BATCH", "5")
+            .env("FCW_PROVIDER__YAHOO__MAX_CONCURRENCY", "1")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let child = cmd.spawn().unwrap();
+        tokio::time::sleep(Duration::from_millis(rng.u64(0..1200))).await;
+        let signalled = Instant::now();
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &child.id().unwrap().to_string()])
+            .status();
+        let output = child.wait_with_output().await.unwrap();
+        let took = signalled.elapsed();
+        let err = String::from_utf8_lossy(&output.stderr);
+        // A signal that lands before the handlers are installed (the first milliseconds) ends
+        // the process the default way, before it has written anything.
+        use std::os::unix::process::ExitStatusExt;
+        let by_signal = output.status.signal() == Some(15);
+        assert!(
+            matches!(output.status.code(), Some(0 | 143)) || by_signal,
+            "round {round}: {:?}\n{err}",
+            output.status
+        );
+        assert!(
+            took < Duration::from_secs(3),
+            "round {round}: exited {took:?} after SIGTERM"
+        );
+        let keys: Vec<String> = c.keys("finance:cache:stock:*").await.unwrap();
+        assert_eq!(
+            keys.len() % 10,
+            0,
+            "round {round}: {} keys is not whole batches of 10",
+            keys.len()
+        );
+        if output.status.code() == Some(0) {
+            assert_eq!(keys.len(), 40, "a run that finished wrote everything");
+            assert_eq!(summary(&err, "stock")["written"].as_u64(), Some(40));
+        }
+    }
+}
