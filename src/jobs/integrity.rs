@@ -27,16 +27,22 @@ use crate::keys::{self, MemberKey};
 use crate::stats;
 use crate::store::{KeyScan, Store, StoreError};
 
-/// Removes a member only while its object is missing. KEYS: index, object; ARGV: member.
+/// Removes a member only while its object is missing. KEYS: index; ARGV: member, object key.
+///
+/// The object key travels as an argument, not in KEYS: Redis ACLs treat every declared key of a
+/// script as read-write, while the daemon only ever reads objects, so its Redis user can be
+/// denied writing them. Scripts run on a single server only (a cluster uses the re-check
+/// fallback), where undeclared keys are no routing problem.
 const CHECK_AND_REMOVE: &str = r"
-if redis.call('EXISTS', KEYS[2]) == 0 then
+if redis.call('EXISTS', ARGV[2]) == 0 then
   return redis.call('SREM', KEYS[1], ARGV[1])
 end
 return 0";
 
-/// Adds a member only while its object exists. KEYS: index, object; ARGV: member.
+/// Adds a member only while its object exists. KEYS: index; ARGV: member, object key (read
+/// only, like [`CHECK_AND_REMOVE`]).
 const CHECK_AND_ADD: &str = r"
-if redis.call('EXISTS', KEYS[2]) == 1 then
+if redis.call('EXISTS', ARGV[2]) == 1 then
   return redis.call('SADD', KEYS[1], ARGV[1])
 end
 return 0";
@@ -197,15 +203,15 @@ async fn run_scripts(
     }
 }
 
-/// `EVALSHA` of a check-and-change script: KEYS index and object, ARGV member.
+/// `EVALSHA` of a check-and-change script: KEYS index, ARGV member and object key.
 fn evalsha(script: &Script, index: &[u8], object: &[u8], member: &[u8]) -> Cmd {
     Cmd::new()
         .arg("EVALSHA")
         .arg(script.get_hash())
-        .arg(2)
+        .arg(1)
         .arg(index)
-        .arg(object)
         .arg(member)
+        .arg(object)
         .to_owned()
 }
 
