@@ -2,14 +2,15 @@
 //! and the daemon's peak memory, next to the raw pipelined EXISTS throughput of the same server
 //! (`redis-benchmark -P 100 ... EXISTS`) as the ideal.
 //!
-//! `cargo bench --bench integrity` (BENCH_MEMBERS=... for another size).
+//! `cargo bench --bench integrity` (BENCH_MEMBERS=... for another size, BENCH_CLUSTER=1 for a
+//! Redis Cluster).
 
 #[path = "../tests/support/mod.rs"]
 mod support;
 
 use std::process::Stdio;
 
-use support::{conn, fcw, redis, summary, watch_process};
+use support::{Target, fcw, summary, watch_process};
 
 #[tokio::main]
 async fn main() {
@@ -17,33 +18,38 @@ async fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(1_000_000);
-    let server = redis().await;
-    let mut c = conn(&server).await;
+    // BENCH_CLUSTER=1: the same run on a 3-primary, 3-replica Redis Cluster.
+    let target = Target::start().await;
     for start in (0..members).step_by(10_000) {
         let ids: Vec<String> = (start..(start + 10_000).min(members))
             .map(|i| i.to_string())
             .collect();
-        let mut pipe = redis::pipe();
-        pipe.cmd("SADD")
-            .arg("finance:positions:index")
-            .arg(&ids)
-            .ignore();
+        let mut cmds = vec![
+            redis::Cmd::new()
+                .arg("SADD")
+                .arg("finance:positions:index")
+                .arg(&ids)
+                .to_owned(),
+        ];
         for id in ids
             .iter()
             .filter(|id| id.parse::<usize>().unwrap() % 10 != 0)
         {
-            pipe.cmd("SET")
-                .arg(format!("finance:position:{id}"))
-                .arg("{}")
-                .ignore();
+            cmds.push(
+                redis::Cmd::new()
+                    .arg("SET")
+                    .arg(format!("finance:position:{id}"))
+                    .arg("{}")
+                    .to_owned(),
+            );
         }
-        let _: () = pipe.query_async(&mut c).await.unwrap();
+        target.run_all(cmds).await;
     }
     let orphans = members.div_ceil(10);
 
     let mut cmd = tokio::process::Command::from(fcw());
     cmd.args(["once", "integrity"])
-        .env("FCW_REDIS__URL", server.url())
+        .env(target.env().0, target.env().1)
         .env("FCW_INTEGRITY__GRACE", "0s")
         .env(
             "FCW_INTEGRITY__SCAN_COUNT",
@@ -64,34 +70,27 @@ async fn main() {
     let ms = s["duration_ms"].as_f64().unwrap();
 
     let ideal = std::process::Command::new("redis-benchmark")
-        .args([
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &server.port().to_string(),
-            "-P",
-            "100",
-            "-n",
-            "1000000",
-            "-r",
-            "1000000",
-            "-q",
-        ])
+        .args(["-h", "127.0.0.1"])
+        .args(target.benchmark_args())
+        .args(["-P", "100", "-n", "1000000", "-r", "1000000", "-q"])
         .args(["EXISTS", "finance:position:__rand_int__"])
         .output()
-        // redis-benchmark redraws its line with carriage returns: the last one is the result.
+        // redis-benchmark redraws its line with carriage returns; the result is the segment
+        // with the final "requests per second".
         .map(|o| {
-            String::from_utf8_lossy(&o.stdout)
-                .rsplit('\r')
-                .next()
-                .unwrap_or_default()
-                .trim()
-                .to_owned()
+            let text = String::from_utf8_lossy(&o.stdout).into_owned();
+            text.split(['\r', '\n'])
+                .rfind(|s| s.contains("requests per second"))
+                .map_or_else(
+                    || format!("(no result: {})", text.trim()),
+                    |s| s.trim().to_owned(),
+                )
         })
         .unwrap_or_else(|e| format!("redis-benchmark not available: {e}"));
 
     println!(
-        "integrity benchmark: {members} members in finance:positions:index, {orphans} orphans, grace 0s, scan_count {}",
+        "integrity benchmark ({}): {members} members in finance:positions:index, {orphans} orphans, grace 0s, scan_count {}",
+        target.name(),
         std::env::var("BENCH_SCAN_COUNT").unwrap_or_else(|_| "500".into())
     );
     println!("  run duration      {ms:.0} ms");

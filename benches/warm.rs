@@ -1,7 +1,8 @@
 //! Warms a large watchlist against a local upstream with 20 ms latency and reports throughput,
 //! upstream requests, Redis round trips and the daemon's peak memory, next to the ideal time.
 //!
-//! `cargo bench --bench warm` (BENCH_TICKERS=100000 for a bigger run). It runs the real binary
+//! `cargo bench --bench warm` (BENCH_TICKERS=100000 for a bigger run, BENCH_CLUSTER=1 for a
+//! Redis Cluster). It runs the real binary
 //! (`once stock --force`) against a private redis-server; the upstream answers every quote batch
 //! with the recorded Yahoo quote relabelled per symbol.
 
@@ -11,8 +12,7 @@ mod support;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use redis::AsyncCommands;
-use support::{RecordedQuotes, conn, fcw, mount_yahoo_session, redis, summary, watch_process};
+use support::{RecordedQuotes, Target, fcw, mount_yahoo_session, summary, watch_process};
 use wiremock::matchers::path;
 use wiremock::{Mock, MockServer};
 
@@ -24,7 +24,8 @@ async fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(10_000);
-    let server = redis().await;
+    // BENCH_CLUSTER=1: the same run on a 3-primary, 3-replica Redis Cluster.
+    let target = Target::start().await;
     let upstream = MockServer::start().await;
     mount_yahoo_session(&upstream).await;
     Mock::given(path("/v7/finance/quote"))
@@ -32,16 +33,23 @@ async fn main() {
         .mount(&upstream)
         .await;
 
-    let mut c = conn(&server).await;
     let symbols: Vec<String> = (0..tickers).map(|i| format!("B{i:06}")).collect();
     for chunk in symbols.chunks(5_000) {
-        let _: () = c.sadd("finance:watchlist", chunk).await.unwrap();
+        target
+            .run_all(vec![
+                redis::Cmd::new()
+                    .arg("SADD")
+                    .arg("finance:watchlist")
+                    .arg(chunk)
+                    .to_owned(),
+            ])
+            .await;
     }
 
     let (batch, concurrency) = (50usize, 4usize);
     let mut cmd = tokio::process::Command::from(fcw());
     cmd.args(["once", "stock", "--force"])
-        .env("FCW_REDIS__URL", server.url())
+        .env(target.env().0, target.env().1)
         .env("FCW_PROVIDER__YAHOO__BASE_URL", upstream.uri())
         .env(
             "FCW_PROVIDER__YAHOO__COOKIE_URL",
@@ -70,9 +78,10 @@ async fn main() {
     assert_eq!(written as usize, tickers, "every ticker written");
     let requests = tickers.div_ceil(batch);
     let ideal = LATENCY * requests as u32 / concurrency as u32;
-    let keys: usize = redis::cmd("DBSIZE").query_async(&mut c).await.unwrap();
+    let keys = target.dbsize().await;
     println!(
-        "warm benchmark: {tickers} tickers, upstream latency {LATENCY:?}, quote_batch {batch}, max_concurrency {concurrency}"
+        "warm benchmark ({}): {tickers} tickers, upstream latency {LATENCY:?}, quote_batch {batch}, max_concurrency {concurrency}",
+        target.name()
     );
     println!(
         "  run duration      {} ms (process wall time {} ms)",

@@ -495,7 +495,9 @@ async fn the_daemon_survives_a_redis_restart_and_the_next_run_succeeds() {
         15,
     )
     .await;
+    // Killed in the middle of the daemon's cycle, back 5 s later (the outage is the scenario).
     server.stop().await;
+    let back_at = tokio::time::Instant::now() + Duration::from_secs(5);
     wait_for_line(
         &mut rx,
         &mut seen,
@@ -510,6 +512,7 @@ async fn the_daemon_survives_a_redis_restart_and_the_next_run_succeeds() {
         15,
     )
     .await;
+    tokio::time::sleep_until(back_at).await;
     server.restart().await.unwrap();
     watchlist(&server, &[b"AAPL", b"QQQ"]).await;
     wait_for_line(
