@@ -109,7 +109,7 @@ fn replace_nth(doc: &mut Value, pick: &mut usize, new: &Value) {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(300))]
+    #![proptest_config(ProptestConfig::with_cases(1500))]
 
     #[test]
     fn random_json_never_panics_a_parser(v in any_json()) {
