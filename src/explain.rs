@@ -3,20 +3,17 @@
 
 use std::io::Write;
 
-use chrono::{DateTime, Days, NaiveDate, SecondsFormat, Utc};
+use chrono::{DateTime, Days, NaiveDate, Utc};
 use chrono_tz::Tz;
 use serde::Serialize;
 
 use crate::calendar::{Calendar, MarketState, Session};
 use crate::config::HumanDuration;
+use crate::model::rfc3339;
 use crate::ttl::{Limit, QuotePolicy, Ttl, TtlPolicy};
 
 /// Days shown by `calendar` when `--to` is not given.
 const DEFAULT_SPAN_DAYS: u64 = 13;
-
-fn rfc3339(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Secs, true)
-}
 
 fn local(t: DateTime<Utc>, tz: Tz, format: &str) -> String {
     t.with_timezone(&tz).format(format).to_string()
