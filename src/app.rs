@@ -20,7 +20,7 @@ use crate::server::{self, Health};
 use crate::shutdown::{Shutdown, Signal};
 use crate::store::{Store, StoreError};
 use crate::ttl::TtlPolicy;
-use crate::{notify, stats};
+use crate::{notify, progress, stats};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
@@ -44,6 +44,8 @@ pub enum AppError {
     Listen(std::net::SocketAddr, std::io::Error),
     #[error("cannot set up metrics: {0}")]
     Metrics(String),
+    #[error("unhealthy: {}", .0.join("; "))]
+    Unhealthy(Vec<String>),
 }
 
 impl AppError {
@@ -59,7 +61,8 @@ impl AppError {
             | AppError::JobsFailed(_)
             | AppError::Output(_)
             | AppError::Listen(..)
-            | AppError::Metrics(_) => 1,
+            | AppError::Metrics(_)
+            | AppError::Unhealthy(_) => 1,
         }
     }
 }
@@ -116,6 +119,52 @@ pub async fn execute(
             Ok(explain::ttl(&cal, &policy, at, earnings_date, json, out)?)
         }
         Command::Demo { redis_url } => crate::demo::run(settings, redis_url, shutdown, out).await,
+        Command::Status { json } => status(&settings, json, out).await,
+        Command::Completions { .. } | Command::Man => {
+            without_config(&command, out).unwrap_or(Ok(()))
+        }
+    }
+}
+
+/// The commands that need no configuration (`completions`, `man`): the binary runs them before
+/// loading it, so a broken config cannot stop them. `None` for every other command.
+pub fn without_config(command: &Command, out: &mut dyn Write) -> Option<Result<(), AppError>> {
+    use clap::CommandFactory;
+    let mut cli = crate::cli::Cli::command();
+    let written = match command {
+        Command::Completions { shell } => {
+            let name = cli.get_name().to_owned();
+            clap_complete::generate(*shell, &mut cli, name, out);
+            Ok(())
+        }
+        Command::Man => clap_mangen::Man::new(cli).render(out),
+        _ => return None,
+    };
+    Some(written.map_err(AppError::from))
+}
+
+/// `status`: the report on stdout, then exit 1 (with the problems logged) if a job is unhealthy.
+async fn status(settings: &Settings, json: bool, out: &mut dyn Write) -> Result<(), AppError> {
+    let store = Store::connect(&settings.redis).await?;
+    let now = Utc::now();
+    let report = crate::status::gather(settings, &store, now).await?;
+    if json {
+        serde_json::to_writer(&mut *out, &report).map_err(std::io::Error::from)?;
+        writeln!(out)?;
+    } else {
+        crate::status::render(&report, settings.market.timezone.0, now, out)?;
+    }
+    out.flush()?;
+    if report.healthy {
+        Ok(())
+    } else {
+        Err(AppError::Unhealthy(
+            report
+                .jobs
+                .iter()
+                .filter_map(|j| Some(format!("job {}: {}", j.job, j.problem.as_ref()?)))
+                .collect(),
+        ))
     }
 }
 
@@ -188,8 +237,13 @@ async fn run(settings: Settings, shutdown: Shutdown) -> Result<(), AppError> {
             }
         })
     };
+    let gauges = tokio::spawn(crate::status::export(
+        runner.shared().clone(),
+        shutdown.clone(),
+    ));
     tracing::info!(redis = store.address(), "daemon started");
     scheduler::run(runner, shutdown.clone(), health).await;
+    let _ = gauges.await;
     if let Some(server) = server {
         let _ = server.await;
     }
@@ -211,7 +265,8 @@ pub async fn once(
     shutdown: Shutdown,
 ) -> Result<(), AppError> {
     let store = Store::connect(&settings.redis).await?;
-    let runner = Runner::new(shared(settings, store)?, shutdown);
+    let show_progress = progress::wanted(settings.log.format);
+    let runner = Runner::new(shared(settings, store)?, shutdown).with_progress(show_progress);
     run_jobs(&runner, &jobs, options).await.map(drop)
 }
 

@@ -79,6 +79,21 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Is the cache warm, and if not, why: each job's last run and success, its lock and next
+    /// runs, and the cache's coverage of the watchlist. Reads Redis only; exits 1 unless every
+    /// enabled job succeeded within two scheduled periods.
+    Status {
+        /// One JSON object instead of tables.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print shell completions for the given shell.
+    Completions {
+        #[arg(value_name = "SHELL")]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff), generated from this command line's definition.
+    Man,
     /// Offline end-to-end demo on a private redis-server with recorded market data.
     Demo {
         /// Use this Redis instead of starting a private redis-server. Its watchlist is filled

@@ -99,7 +99,9 @@ pub async fn run(
         .map_err(|e| command_failed("sample positions", e))?;
     settings.integrity.grace =
         crate::config::HumanDuration::new(std::time::Duration::from_millis(500));
-    let runner = Runner::new(app::shared(settings, store.clone())?, shutdown);
+    let show_progress = crate::progress::wanted(settings.log.format);
+    let runner =
+        Runner::new(app::shared(settings, store.clone())?, shutdown).with_progress(show_progress);
     let results = app::run_jobs(&runner, &JobName::ALL, RunOptions::default()).await?;
     for r in &results {
         let rep = &r.report;

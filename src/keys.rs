@@ -10,7 +10,8 @@ use crate::ticker::Ticker;
 pub const WATCHLIST: &str = "finance:watchlist";
 
 /// The three kinds of cached value, one key per kind and ticker.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum CacheKind {
     Stock,
     Options,
@@ -90,6 +91,12 @@ impl MemberKey {
     }
 }
 
+/// `finance:warmer:run:{job}`: the hash recording the job's last run and last success, which
+/// `status` reads. One per job, overwritten by each run.
+pub fn run_record(job: &str) -> String {
+    format!("finance:warmer:run:{job}")
+}
+
 /// The lock a run of `job` holds (`finance:lock:job:stock`); a sharded run locks its shard only
 /// (`finance:lock:job:stock:shard:2-of-8`), so shards run in parallel but each once.
 pub fn job_lock(job: &str, shard: Option<(u32, u32)>) -> String {
@@ -117,6 +124,7 @@ mod tests {
     #[test]
     fn lock_keys_name_the_job_and_shard() {
         assert_eq!(job_lock("stock", None), "finance:lock:job:stock");
+        assert_eq!(run_record("stock"), "finance:warmer:run:stock");
         assert_eq!(
             job_lock("options", Some((2, 8))),
             "finance:lock:job:options:shard:2-of-8"

@@ -13,6 +13,7 @@
 //! - [`calendar`], [`ttl`], [`explain`]: market time and the TTL policy.
 //! - [`model`], [`provider`]: the cache format and the market-data providers.
 //! - [`jobs`], [`runner`], [`scheduler`], [`lock`]: the jobs and how they run.
+//! - [`record`], [`status`], [`progress`]: what runs leave behind, and what operators see.
 //! - [`server`], [`notify`], [`stats`]: health, systemd notifications and metrics.
 
 pub mod app;
@@ -27,12 +28,15 @@ pub mod local_redis;
 pub mod lock;
 pub mod model;
 pub mod notify;
+pub mod progress;
 pub mod provider;
+pub mod record;
 pub mod runner;
 pub mod scheduler;
 pub mod server;
 pub mod shutdown;
 pub mod stats;
+pub mod status;
 pub mod store;
 pub mod telemetry;
 pub mod ticker;

@@ -12,6 +12,16 @@ use finance_cache_warmer::telemetry;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(done) = app::without_config(&cli.command, &mut std::io::stdout().lock()) {
+        return match done {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("{e}");
+                ExitCode::from(e.exit_code())
+            }
+        };
+    }
+
     let mut settings = match config::load(cli.config.as_deref()) {
         Ok(settings) => settings,
         Err(e) => {

@@ -6,12 +6,15 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use chrono::Utc;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::jobs::{self, JobError, JobName, RunContext, RunOptions, RunReport, Shared};
 use crate::keys;
 use crate::lock::Lock;
+use crate::progress;
+use crate::record::RunRecord;
 use crate::shutdown::{Shutdown, Signal};
 use crate::stats::{self, RunCounters};
 
@@ -57,11 +60,22 @@ pub struct RunResult {
 pub struct Runner {
     shared: Arc<Shared>,
     shutdown: Shutdown,
+    show_progress: bool,
 }
 
 impl Runner {
     pub fn new(shared: Arc<Shared>, shutdown: Shutdown) -> Runner {
-        Runner { shared, shutdown }
+        Runner {
+            shared,
+            shutdown,
+            show_progress: false,
+        }
+    }
+
+    /// Draws a progress bar for each run (for `once` and `demo` at a terminal).
+    pub fn with_progress(mut self, show: bool) -> Runner {
+        self.show_progress = show;
+        self
     }
 
     pub fn shared(&self) -> &Arc<Shared> {
@@ -80,7 +94,7 @@ impl Runner {
     }
 
     async fn run_in_span(&self, job: JobName, run_id: String, options: RunOptions) -> RunResult {
-        let started = Instant::now();
+        let (started, started_at) = (Instant::now(), Utc::now());
         let counters = Arc::new(RunCounters::default());
         let (outcome, report) = stats::counting(
             counters.clone(),
@@ -99,6 +113,29 @@ impl Runner {
             redis_round_trips: counters.redis_round_trips.load(Relaxed),
         };
         self.record(&result);
+        if result.outcome != Outcome::SkippedLock {
+            RunRecord {
+                run_id: result.run_id.clone(),
+                started_at,
+                duration_ms: result.duration.as_millis() as u64,
+                outcome: result.outcome.as_str().to_owned(),
+                reason: match &result.outcome {
+                    Outcome::Failed(why) => why.clone(),
+                    _ => String::new(),
+                },
+                host: crate::lock::hostname(),
+                pid: std::process::id(),
+                shard: options.shard.map(|s| s.to_string()),
+                counts: result
+                    .report
+                    .counts()
+                    .into_iter()
+                    .map(|(name, n)| (name.to_owned(), n))
+                    .collect(),
+            }
+            .save(&self.shared.store, job)
+            .await;
+        }
         result
     }
 
@@ -132,9 +169,12 @@ impl Runner {
             shared: self.shared.clone(),
             options,
             stop_new_work: CancellationToken::new(),
+            progress: progress::bar(job, self.show_progress),
         });
+        let progress = ctx.progress.clone();
         let (outcome, report) = self.supervise(runnable, ctx, lock.lost(), counters).await;
         lock.release().await;
+        progress::finish(&progress, outcome.as_str(), report.failed);
         (outcome, report)
     }
 

@@ -14,6 +14,99 @@ const RUN_DURATION_BUCKETS: &[f64] = &[
     0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0,
 ];
 
+/// What kind of series a metric is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Counter,
+    Gauge,
+    Histogram,
+}
+
+/// Every series the daemon exports, with its help text: the list the dashboard and the alert
+/// rules may use, and the README's table.
+pub const SERIES: &[(&str, Kind, &str)] = &[
+    (
+        "fcw_runs_total",
+        Kind::Counter,
+        "Job runs by job and outcome (ok, failed, interrupted, skipped_lock, skipped_overlap).",
+    ),
+    (
+        "fcw_run_duration_seconds",
+        Kind::Histogram,
+        "Duration of job runs in seconds, by job.",
+    ),
+    (
+        "fcw_last_success_timestamp_seconds",
+        Kind::Gauge,
+        "Unix time of the job's last successful run by any process (from its run record), by job.",
+    ),
+    (
+        "fcw_tickers_total",
+        Kind::Counter,
+        "Tickers by job and outcome (seen, invalid, skipped_fresh, fetched, written, unknown, failed).",
+    ),
+    (
+        "fcw_upstream_requests_total",
+        Kind::Counter,
+        "HTTP requests to market-data providers by provider, endpoint and status class.",
+    ),
+    (
+        "fcw_upstream_retries_total",
+        Kind::Counter,
+        "Retried upstream requests by provider and endpoint.",
+    ),
+    (
+        "fcw_rate_limit_waits_total",
+        Kind::Counter,
+        "Upstream requests that waited for the token bucket or a 429 pause, by provider.",
+    ),
+    (
+        "fcw_circuit_breaker_open",
+        Kind::Gauge,
+        "1 while a provider's circuit breaker is open.",
+    ),
+    (
+        "fcw_circuit_breaker_opened_total",
+        Kind::Counter,
+        "Times a provider's circuit breaker opened.",
+    ),
+    (
+        "fcw_redis_errors_total",
+        Kind::Counter,
+        "Failed Redis round trips.",
+    ),
+    (
+        "fcw_integrity_members_checked_total",
+        Kind::Counter,
+        "Index members checked by the integrity job, by rule.",
+    ),
+    (
+        "fcw_integrity_orphans_found_total",
+        Kind::Counter,
+        "Index members found without their object, by rule.",
+    ),
+    (
+        "fcw_integrity_members_removed_total",
+        Kind::Counter,
+        "Orphaned index members removed, by rule.",
+    ),
+    (
+        "fcw_integrity_reindexed_total",
+        Kind::Counter,
+        "Objects re-added to their index, by rule.",
+    ),
+    (
+        "fcw_watchlist_tickers",
+        Kind::Gauge,
+        "Distinct valid tickers in finance:watchlist.",
+    ),
+    (
+        "fcw_cache_keys",
+        Kind::Gauge,
+        "Watchlist tickers by cache kind and state (present, missing, expiring_soon: under a minute left).",
+    ),
+];
+
 /// Installs the Prometheus recorder (once per process) and describes every series.
 pub fn install() -> Result<PrometheusHandle, String> {
     let handle = PrometheusBuilder::new()
@@ -23,65 +116,13 @@ pub fn install() -> Result<PrometheusHandle, String> {
         )
         .and_then(|b| b.install_recorder())
         .map_err(|e| e.to_string())?;
-    for (name, help) in [
-        (
-            "fcw_runs_total",
-            "Job runs by job and outcome (ok, failed, interrupted, skipped_lock, skipped_overlap).",
-        ),
-        (
-            "fcw_tickers_total",
-            "Tickers by job and outcome (seen, invalid, skipped_fresh, fetched, written, unknown, failed).",
-        ),
-        (
-            "fcw_upstream_requests_total",
-            "HTTP requests to market-data providers by provider, endpoint and status class.",
-        ),
-        (
-            "fcw_upstream_retries_total",
-            "Retried upstream requests by provider and endpoint.",
-        ),
-        (
-            "fcw_rate_limit_waits_total",
-            "Upstream requests that waited for the token bucket or a 429 pause, by provider.",
-        ),
-        (
-            "fcw_circuit_breaker_opened_total",
-            "Times a provider's circuit breaker opened.",
-        ),
-        ("fcw_redis_errors_total", "Failed Redis round trips."),
-        (
-            "fcw_integrity_members_checked_total",
-            "Index members checked by the integrity job, by rule.",
-        ),
-        (
-            "fcw_integrity_orphans_found_total",
-            "Index members found without their object, by rule.",
-        ),
-        (
-            "fcw_integrity_members_removed_total",
-            "Orphaned index members removed, by rule.",
-        ),
-        (
-            "fcw_integrity_reindexed_total",
-            "Objects re-added to their index, by rule.",
-        ),
-    ] {
-        metrics::describe_counter!(name, help);
+    for &(name, kind, help) in SERIES {
+        match kind {
+            Kind::Counter => metrics::describe_counter!(name, help),
+            Kind::Gauge => metrics::describe_gauge!(name, help),
+            Kind::Histogram => metrics::describe_histogram!(name, help),
+        }
     }
-    metrics::describe_histogram!(
-        "fcw_run_duration_seconds",
-        metrics::Unit::Seconds,
-        "Duration of job runs, by job."
-    );
-    metrics::describe_gauge!(
-        "fcw_last_success_timestamp_seconds",
-        metrics::Unit::Seconds,
-        "Unix time of the last successful run, by job."
-    );
-    metrics::describe_gauge!(
-        "fcw_circuit_breaker_open",
-        "1 while a provider's circuit breaker is open."
-    );
     Ok(handle)
 }
 
@@ -188,10 +229,28 @@ pub fn run_finished(
         metrics::counter!("fcw_tickers_total", "job" => job, "outcome" => what).increment(n);
     }
     if outcome == "ok" {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default();
-        metrics::gauge!("fcw_last_success_timestamp_seconds", "job" => job).set(now.as_secs_f64());
+        last_success(job, chrono::Utc::now());
+    }
+}
+
+/// `fcw_last_success_timestamp_seconds{job}`.
+pub fn last_success(job: &'static str, at: chrono::DateTime<chrono::Utc>) {
+    metrics::gauge!("fcw_last_success_timestamp_seconds", "job" => job)
+        .set(at.timestamp_millis() as f64 / 1000.0);
+}
+
+/// `fcw_watchlist_tickers` and `fcw_cache_keys{kind, state}`, from a coverage count.
+pub fn coverage(tickers: u64, kinds: &[crate::status::Coverage]) {
+    metrics::gauge!("fcw_watchlist_tickers").set(tickers as f64);
+    for c in kinds {
+        let kind = c.kind.as_str();
+        for (state, n) in [
+            ("present", c.present),
+            ("missing", c.missing),
+            ("expiring_soon", c.expiring_within_1m),
+        ] {
+            metrics::gauge!("fcw_cache_keys", "kind" => kind, "state" => state).set(n as f64);
+        }
     }
 }
 

@@ -34,7 +34,7 @@ pub fn init(settings: &LogSettings) {
             .with(
                 tracing_subscriber::fmt::layer()
                     .with_ansi(std::io::stderr().is_terminal())
-                    .with_writer(std::io::stderr),
+                    .with_writer(|| crate::progress::LogWriter),
             )
             .try_init(),
     };

@@ -6,6 +6,8 @@ mod support;
 use std::process::Stdio;
 use std::time::Duration;
 
+use redis::AsyncCommands;
+
 use support::{RecordedQuotes, conn, eventually, fcw, mount_yahoo_session, redis};
 use wiremock::matchers::path;
 use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -159,6 +161,14 @@ async fn metrics_show_runs_tickers_upstream_and_integrity_after_real_runs() {
         metrics.contains("# HELP fcw_runs_total"),
         "series are described"
     );
+    assert_eq!(has("fcw_watchlist_tickers"), 2.0);
+    for kind in ["stock", "options", "earnings"] {
+        for state in ["present", "missing", "expiring_soon"] {
+            has(&format!(
+                "fcw_cache_keys{{kind=\"{kind}\",state=\"{state}\"}}"
+            ));
+        }
+    }
     let (status, body) = get(&format!("{base}/healthz")).await.unwrap();
     assert_eq!((status, body.as_str()), (200, "ok\n"));
     terminate(&child);
@@ -250,6 +260,71 @@ async fn systemd_gets_ready_watchdog_and_stopping_on_its_notify_socket() {
         }
         assert_eq!(message, "WATCHDOG=1");
     }
+    assert_eq!(
+        child.wait_with_output().await.unwrap().status.code(),
+        Some(0)
+    );
+}
+
+#[tokio::test]
+async fn the_daemon_exports_coverage_and_last_successes_it_reads_from_redis() {
+    let server = redis().await;
+    let _: () = conn(&server)
+        .await
+        .sadd("finance:watchlist", &["AAPL", "MSFT", "GOOG"])
+        .await
+        .unwrap();
+    let replay = [
+        ("FCW_REDIS__URL", server.url()),
+        ("FCW_PROVIDER__STOCK", "replay".to_owned()),
+        ("FCW_PROVIDER__OPTIONS", "replay".to_owned()),
+        ("FCW_PROVIDER__EARNINGS", "replay".to_owned()),
+    ];
+    // A CronJob-style run elsewhere warmed the stock cache and recorded its success.
+    let (code, _, err) = support::run(fcw().args(["once", "stock"]).envs(replay.clone()));
+    assert_eq!(code, Some(0), "{err}");
+    let mut c = conn(&server).await;
+    let recorded: String = c
+        .hget("finance:warmer:run:stock", "last_success_at")
+        .await
+        .unwrap();
+    let _: () = c.del("finance:cache:stock:MSFT").await.unwrap();
+    // This daemon runs no job at all, yet knows both from Redis.
+    let mut env: Vec<(&str, String)> = replay.to_vec();
+    for var in [
+        "FCW_JOBS__STOCK__ENABLED",
+        "FCW_JOBS__OPTIONS__ENABLED",
+        "FCW_JOBS__EARNINGS__ENABLED",
+        "FCW_JOBS__INTEGRITY__ENABLED",
+    ] {
+        env.push((var, "false".into()));
+    }
+    let (child, base) = daemon(&env);
+    let metrics = eventually(30, "the coverage gauges", || async {
+        let (_, text) = get(&format!("{base}/metrics")).await?;
+        text.contains("fcw_watchlist_tickers").then_some(text)
+    })
+    .await;
+    let has = |series: &str| {
+        sample(&metrics, series).unwrap_or_else(|| panic!("no {series} in:\n{metrics}"))
+    };
+    assert_eq!(has("fcw_watchlist_tickers"), 3.0);
+    assert_eq!(has(r#"fcw_cache_keys{kind="stock",state="present"}"#), 2.0);
+    assert_eq!(has(r#"fcw_cache_keys{kind="stock",state="missing"}"#), 1.0);
+    assert_eq!(
+        has(r#"fcw_cache_keys{kind="options",state="missing"}"#),
+        3.0
+    );
+    let recorded = chrono::DateTime::parse_from_rfc3339(&recorded).unwrap();
+    assert_eq!(
+        has(r#"fcw_last_success_timestamp_seconds{job="stock"}"#),
+        recorded.timestamp_millis() as f64 / 1000.0
+    );
+    assert!(
+        !metrics.contains(r#"fcw_last_success_timestamp_seconds{job="options"}"#),
+        "a job that never succeeded has no last success"
+    );
+    terminate(&child);
     assert_eq!(
         child.wait_with_output().await.unwrap().status.code(),
         Some(0)

@@ -109,7 +109,10 @@ async fn a_garbage_watchlist_reaches_no_url_and_no_key() {
     let expected: HashSet<String> = valid
         .iter()
         .map(|v| format!("finance:cache:stock:{v}"))
-        .chain(["finance:watchlist".into()])
+        .chain([
+            "finance:watchlist".into(),
+            "finance:warmer:run:stock".into(),
+        ])
         .collect();
     assert_eq!(keys.into_iter().collect::<HashSet<_>>(), expected);
     // The logs stay one line per event and short, whatever was in the watchlist.
@@ -246,6 +249,15 @@ member_key = "auth:invitation:{member}"
         (Some(3), Some(1), Some(1)),
         "{i}"
     );
+    // The runs recorded themselves, and `status` reads it all back as the same user.
+    let (code, out, err) = run(&["status", "--json"], &user_url);
+    assert_eq!(code, Some(0), "{out}{err}");
+    let status: serde_json::Value = serde_json::from_str(&out).unwrap();
+    for j in status["jobs"].as_array().unwrap() {
+        assert_eq!(j["last_run"]["outcome"], "ok", "{j}");
+    }
+    everything.push_str(&out);
+    everything.push_str(&err);
     let denied: Vec<redis::Value> = redis::cmd("ACL")
         .arg("LOG")
         .query_async(&mut c)

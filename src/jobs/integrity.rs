@@ -375,6 +375,7 @@ async fn scan_rule(
                 (exists?, Some(following?))
             };
             reports[n].checked += members.len() as u64;
+            ctx.progress.inc(members.len() as u64);
             let now = Instant::now();
             for ((member, object), exists) in members.into_iter().zip(objects).zip(exists) {
                 if !exists {

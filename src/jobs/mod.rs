@@ -106,6 +106,8 @@ pub struct RunContext {
     pub options: RunOptions,
     /// Cancelled on shutdown: finish the batch in flight, start no other.
     pub stop_new_work: CancellationToken,
+    /// The run's progress bar; hidden unless a person is watching (see [`crate::progress`]).
+    pub progress: indicatif::ProgressBar,
 }
 
 /// Why a run could not finish.
@@ -159,6 +161,25 @@ impl RunReport {
         if self.failure_samples.len() < FAILURE_SAMPLES {
             self.failure_samples.push(what);
         }
+    }
+
+    /// The counts, named as in the summary line, the run record and `status --json`.
+    pub fn counts(&self) -> [(&'static str, u64); 13] {
+        [
+            ("seen", self.seen),
+            ("invalid", self.invalid),
+            ("duplicates", self.duplicates),
+            ("skipped_fresh", self.skipped_fresh),
+            ("fetched", self.fetched),
+            ("written", self.written),
+            ("unknown", self.unknown),
+            ("failed", self.failed),
+            ("checked", self.checked),
+            ("orphans", self.orphans),
+            ("removed", self.removed),
+            ("reindexed", self.reindexed),
+            ("pruned", self.pruned),
+        ]
     }
 
     /// The share of fetched tickers that failed.

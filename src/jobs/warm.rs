@@ -78,6 +78,9 @@ impl Job for WarmJob {
             ctx.options.shard,
         );
         let mut report = RunReport::default();
+        if !ctx.progress.is_hidden() {
+            ctx.progress.set_length(self.expected(ctx).await?);
+        }
         let batch_size = settings.scheduler.batch_size as usize;
         // Write-behind: batch k is written while batch k+1 is fetched, so the upstream is never
         // idle waiting on Redis. At most one write is outstanding.
@@ -90,6 +93,7 @@ impl Job for WarmJob {
             let Some(batch) = reader.next_batch(batch_size).await? else {
                 break;
             };
+            let batch_len = batch.len() as u64;
             let due = self.due(ctx, batch, &mut report).await?;
             let fetched = self.fetch(ctx, &due);
             let results = match writing.take() {
@@ -101,7 +105,13 @@ impl Job for WarmJob {
                 None => fetched.await,
             };
             writing = self.prepare_write(ctx, results, &mut report);
+            ctx.progress.inc(batch_len);
+            if report.failed > 0 {
+                ctx.progress
+                    .set_message(format!("{} failed", report.failed));
+            }
         }
+
         if let Some(write) = writing {
             report.written += write.await?;
         }
@@ -138,6 +148,25 @@ impl WarmJob {
         report.skipped_fresh += (asked - due.len()) as u64;
         report.fetched += due.len() as u64;
         Ok(due)
+    }
+
+    /// About how many tickers this run will go through, for its progress bar: the watchlist's
+    /// size, or a shard's share of it.
+    async fn expected(&self, ctx: &RunContext) -> Result<u64, JobError> {
+        let members: u64 = ctx
+            .shared
+            .store
+            .retry("SCARD watchlist", |mut conn| async move {
+                redis::cmd("SCARD")
+                    .arg(keys::WATCHLIST)
+                    .query_async(&mut conn)
+                    .await
+            })
+            .await?;
+        Ok(ctx
+            .options
+            .shard
+            .map_or(members, |s| members.div_ceil(u64::from(s.count))))
     }
 
     /// Counts the results and turns the found values into one atomic `SETEX` pipeline (a batch

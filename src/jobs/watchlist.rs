@@ -79,6 +79,7 @@ pub struct WatchlistReader {
     buffered: VecDeque<Ticker>,
     seen_hashes: HashSet<u64>,
     hasher: RandomState,
+    log_invalid: bool,
     pub counts: ReadCounts,
 }
 
@@ -93,8 +94,16 @@ impl WatchlistReader {
             buffered: VecDeque::new(),
             seen_hashes: HashSet::new(),
             hasher: RandomState::new(),
+            log_invalid: true,
             counts: ReadCounts::default(),
         }
+    }
+
+    /// Counts invalid members without logging them (for readers that only report, like
+    /// `status`; the jobs log them).
+    pub fn quietly(mut self) -> WatchlistReader {
+        self.log_invalid = false;
+        self
     }
 
     /// Up to `max` new tickers, or `None` when the whole set has been read.
@@ -135,7 +144,7 @@ impl WatchlistReader {
             Err(why) => {
                 self.counts.seen += 1;
                 self.counts.invalid += 1;
-                if self.counts.invalid <= INVALID_LOGGED {
+                if self.log_invalid && self.counts.invalid <= INVALID_LOGGED {
                     tracing::warn!(member = %escape(member), reason = %why, "invalid watchlist member skipped");
                 }
                 return;

@@ -1,0 +1,132 @@
+//! Run records: each job's last run and last success, kept in Redis so that `status` can tell,
+//! from any machine and with no daemon running, how the jobs are doing (a CronJob leaves nothing
+//! else behind).
+//!
+//! One hash per job, `finance:warmer:run:{job}`, overwritten field by field by every run that
+//! took the lock: bounded, never a growing list. A sharded run writes the same hash and names its
+//! shard. Writing is best effort: a run whose record cannot be written still counts.
+
+use std::collections::{BTreeMap, HashMap};
+
+use chrono::{DateTime, Utc};
+use serde::{Serialize, Serializer};
+
+use crate::jobs::JobName;
+use crate::keys;
+
+use crate::store::{Store, StoreError};
+
+/// A job's last recorded run, as `status --json` shows it under `last_run`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RunRecord {
+    pub run_id: String,
+    #[serde(serialize_with = "serialize_ms")]
+    pub started_at: DateTime<Utc>,
+    pub duration_ms: u64,
+    /// `ok`, `failed` or `interrupted` (runs skipped for the lock are not recorded).
+    pub outcome: String,
+    /// Why it failed; empty otherwise.
+    pub reason: String,
+    pub host: String,
+    pub pid: u32,
+    /// `I/N` for a sharded run.
+    pub shard: Option<String>,
+    /// The summary line's counts (`seen`, `written`, `failed`, `checked`, ...).
+    pub counts: BTreeMap<String, u64>,
+}
+
+/// What the hash holds: the last run, and when a run last succeeded.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobRecord {
+    pub last_run: Option<RunRecord>,
+    pub last_success_at: Option<DateTime<Utc>>,
+}
+
+impl RunRecord {
+    /// Writes the record with one `HSET`; a successful run also sets `last_success_at`. One
+    /// attempt only: after a failed run Redis is often the reason, and the record is not worth
+    /// holding up the exit for.
+    pub async fn save(&self, store: &Store, job: JobName) {
+        let finished_at = self.started_at + chrono::Duration::milliseconds(self.duration_ms as i64);
+        let mut cmd = redis::cmd("HSET");
+        cmd.arg(keys::run_record(job.as_str()))
+            .arg("run_id")
+            .arg(&self.run_id)
+            .arg("started_at")
+            .arg(rfc3339_ms(self.started_at))
+            .arg("duration_ms")
+            .arg(self.duration_ms)
+            .arg("outcome")
+            .arg(&self.outcome)
+            .arg("reason")
+            .arg(&self.reason)
+            .arg("host")
+            .arg(&self.host)
+            .arg("pid")
+            .arg(self.pid)
+            .arg("shard")
+            .arg(self.shard.as_deref().unwrap_or(""));
+        for (name, n) in &self.counts {
+            cmd.arg(name).arg(n);
+        }
+        if self.outcome == "ok" {
+            cmd.arg("last_success_at").arg(rfc3339_ms(finished_at));
+        }
+        let mut conn = store.connection();
+        let saved = cmd.query_async::<i64>(&mut conn).await;
+        store.observe(&saved);
+        if let Err(e) = saved {
+            if store.is_up() {
+                tracing::warn!(job = %job, error = %e, "could not record the run for `status`");
+            }
+        }
+    }
+}
+
+/// Reads `job`'s record (`HGETALL`). Fields it cannot read are left out rather than failing
+/// `status`: the hash may have been written by another version.
+pub async fn load(store: &Store, job: JobName) -> Result<JobRecord, StoreError> {
+    let key = keys::run_record(job.as_str());
+    let fields: HashMap<String, String> = store
+        .retry("HGETALL run record", |mut conn| {
+            let key = key.clone();
+            async move { redis::cmd("HGETALL").arg(key).query_async(&mut conn).await }
+        })
+        .await?;
+    let time = |name: &str| {
+        fields
+            .get(name)
+            .and_then(|v| DateTime::parse_from_rfc3339(v).ok())
+            .map(|t| t.with_timezone(&Utc))
+    };
+    let text = |name: &str| fields.get(name).cloned().unwrap_or_default();
+    let number = |name: &str| fields.get(name).and_then(|v| v.parse::<u64>().ok());
+    let last_run = time("started_at").map(|started_at| RunRecord {
+        run_id: text("run_id"),
+        started_at,
+        duration_ms: number("duration_ms").unwrap_or(0),
+        outcome: text("outcome"),
+        reason: text("reason"),
+        host: text("host"),
+        pid: number("pid").unwrap_or(0) as u32,
+        shard: fields.get("shard").filter(|s| !s.is_empty()).cloned(),
+        counts: crate::jobs::RunReport::default()
+            .counts()
+            .into_iter()
+            .filter_map(|(name, _)| Some((name.to_owned(), number(name)?)))
+            .collect(),
+    });
+    Ok(JobRecord {
+        last_run,
+        last_success_at: time("last_success_at"),
+    })
+}
+
+/// Milliseconds matter here: runs of a few hundred milliseconds are common.
+pub fn rfc3339_ms(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+fn serialize_ms<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&rfc3339_ms(*t))
+}
