@@ -12,10 +12,15 @@ use wiremock::matchers::path;
 use wiremock::{Mock, MockServer};
 
 fn once(cluster: &Cluster, args: &[&str]) -> std::process::Command {
+    let mut cmd = on(cluster);
+    cmd.arg("once").args(args);
+    cmd
+}
+
+/// The binary on `cluster`, every job on the replay provider.
+fn on(cluster: &Cluster) -> std::process::Command {
     let mut cmd = fcw();
-    cmd.arg("once")
-        .args(args)
-        .env("FCW_REDIS__CLUSTER_NODES", cluster.urls())
+    cmd.env("FCW_REDIS__CLUSTER_NODES", cluster.urls())
         .env("FCW_PROVIDER__STOCK", "replay")
         .env("FCW_PROVIDER__OPTIONS", "replay")
         .env("FCW_PROVIDER__EARNINGS", "replay")
@@ -83,6 +88,17 @@ async fn every_job_runs_on_a_cluster() {
     );
     let positions: usize = c.scard("finance:positions:index").await.unwrap();
     assert_eq!(positions, 60);
+    // `status` reads the run records and the coverage across the primaries.
+    let (code, out, err) = support::run(on(&cluster).args(["status", "--json"]));
+    assert_eq!(code, Some(0), "{out}{err}");
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    for kind in report["coverage"].as_array().unwrap() {
+        assert_eq!(
+            (kind["present"].as_u64(), kind["missing"].as_u64()),
+            (Some(60), Some(0)),
+            "{kind}"
+        );
+    }
     for (n, inviter) in inviters.iter().enumerate() {
         let left: Vec<String> = c.smembers(inviter).await.unwrap();
         assert_eq!(left, [format!("live{n}")]);
