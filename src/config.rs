@@ -37,6 +37,25 @@ pub struct Settings {
     pub scheduler: SchedulerSettings,
     pub integrity: IntegritySettings,
     pub jobs: JobsSettings,
+    pub cache: CacheSettings,
+}
+
+/// How cached values are stored.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CacheSettings {
+    pub compress: Compression,
+    /// Values of at least this size are compressed (when `compress` is on).
+    pub compress_min_bytes: ByteSize,
+    /// Values larger than this after compression are not written.
+    pub max_value_bytes: ByteSize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Compression {
+    None,
+    Gzip,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -135,6 +154,9 @@ pub struct MarketSettings {
 /// At most this many `market.extra_holidays`: they are for rare announced closures, and the
 /// calendar's search for the next session relies on closed runs being short.
 pub const MAX_EXTRA_HOLIDAYS: usize = 100;
+
+/// The smallest `cache.max_value_bytes` accepted: a quote is about 400 bytes.
+const MIN_VALUE_CAP: u64 = 1024;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -306,6 +328,10 @@ pub struct JobSettings {
     /// `jobs.options` only: how many of the nearest expiries to fetch (0 = all).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expirations: Option<u32>,
+    /// `jobs.options` only: keep contracts whose strike is within this fraction of the
+    /// underlying price.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub strike_window: Option<Fraction>,
 }
 
 /// A configuration problem, always naming what to fix.
@@ -666,6 +692,22 @@ impl Settings {
                     "only jobs.options has expirations".into(),
                 ));
             }
+            if name != "options" && job.strike_window.is_some() {
+                return Err((
+                    format!("jobs.{name}.strike_window"),
+                    "only jobs.options has a strike window".into(),
+                ));
+            }
+        }
+        if self.cache.max_value_bytes.0 < MIN_VALUE_CAP {
+            return Err((
+                "cache.max_value_bytes".into(),
+                format!(
+                    "{} is below {}, smaller than a single quote",
+                    self.cache.max_value_bytes,
+                    ByteSize(MIN_VALUE_CAP)
+                ),
+            ));
         }
         tracing_subscriber::EnvFilter::try_new(&self.log.level).map_err(|e| {
             (
@@ -1218,7 +1260,7 @@ impl<'de> Deserialize<'de> for HttpUrl {
     }
 }
 
-/// A size in bytes written with a unit: `"8MiB"`, `"512KiB"`, `"1GiB"`, `"1048576B"`.
+/// A size in bytes, with a unit (`"8MiB"`, `"512KiB"`, `"1GiB"`) or without (`4096`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct ByteSize(pub u64);
 
@@ -1241,7 +1283,7 @@ impl std::str::FromStr for ByteSize {
         let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
         let (digits, unit) = s.split_at(split);
         let multiplier: u64 = match unit.trim() {
-            "B" => 1,
+            "" | "B" => 1,
             "KiB" => 1 << 10,
             "MiB" => 1 << 20,
             "GiB" => 1 << 30,
@@ -1272,10 +1314,54 @@ impl Serialize for ByteSize {
 }
 
 impl<'de> Deserialize<'de> for ByteSize {
+    /// A string with a unit, or a plain number of bytes (`4096`).
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        String::deserialize(d)?
-            .parse()
-            .map_err(serde::de::Error::custom)
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Bytes(u64),
+            Text(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Bytes(n) => Ok(ByteSize(n)),
+            Raw::Text(s) => s.parse().map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+/// A fraction above 0 and at most 10 (`0.2` = 20%), given as a number or, from an environment
+/// variable, as text.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Fraction(pub f64);
+
+impl Serialize for Fraction {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_f64(self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Fraction {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Number(f64),
+            Text(String),
+        }
+        let value = match Raw::deserialize(d)? {
+            Raw::Number(n) => n,
+            Raw::Text(s) => s
+                .trim()
+                .parse()
+                .map_err(|_| serde::de::Error::custom(format!("{s:?} is not a number")))?,
+        };
+        if value > 0.0 && value <= 10.0 {
+            Ok(Fraction(value))
+        } else {
+            Err(serde::de::Error::custom(format!(
+                "{value} is not a fraction above 0 and at most 10 (0.2 = 20%)"
+            )))
+        }
     }
 }
 

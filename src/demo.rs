@@ -6,6 +6,7 @@
 use std::io::Write;
 
 use crate::app::{self, AppError};
+use crate::codec;
 use crate::config::{ConfigError, ProviderName, RedisUrl, Settings};
 use crate::jobs::{JobName, RunOptions};
 use crate::keys::{self, CacheKind};
@@ -154,8 +155,20 @@ pub async fn run(
     Ok(())
 }
 
-/// A few fields of a cached value, for the table.
-fn describe(kind: CacheKind, value: &[u8]) -> String {
+/// A few fields of a cached value (plain or gzip), for the table.
+fn describe(kind: CacheKind, stored: &[u8]) -> String {
+    let Ok(value) = codec::decode(stored, codec::MAX_JSON_BYTES) else {
+        return "(unreadable gzip)".to_owned();
+    };
+    let text = summarise(kind, &value);
+    if stored.starts_with(&codec::GZIP_MAGIC) {
+        format!("{text}  [gzip: {} of {} bytes]", stored.len(), value.len())
+    } else {
+        text
+    }
+}
+
+fn summarise(kind: CacheKind, value: &[u8]) -> String {
     let unreadable = || "(unreadable)".to_owned();
     match kind {
         CacheKind::Stock => serde_json::from_slice::<StockQuote>(value).map_or_else(

@@ -11,7 +11,8 @@
 //! - [`local_redis`]: a private `redis-server` child for `demo` and the tests.
 //! - [`demo`]: the offline end-to-end demo.
 //! - [`calendar`], [`ttl`], [`explain`]: market time and the TTL policy.
-//! - [`model`], [`provider`]: the cache format and the market-data providers.
+//! - [`model`], [`codec`], [`provider`]: the cache format, how it is stored, and the
+//!   market-data providers.
 //! - [`jobs`], [`runner`], [`scheduler`], [`lock`]: the jobs and how they run.
 //! - [`record`], [`status`], [`progress`]: what runs leave behind, and what operators see.
 //! - [`server`], [`notify`], [`stats`]: health, systemd notifications and metrics.
@@ -19,6 +20,7 @@
 pub mod app;
 pub mod calendar;
 pub mod cli;
+pub mod codec;
 pub mod config;
 pub mod demo;
 pub mod explain;

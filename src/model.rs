@@ -50,6 +50,22 @@ pub struct OptionsChain {
     pub chains: Vec<ExpiryChain>,
 }
 
+impl OptionsChain {
+    /// Drops the contracts whose strike is further than `window` (a fraction) from the
+    /// underlying price. Without an underlying price nothing can be judged, and all stay.
+    pub fn keep_strikes_within(&mut self, window: f64) {
+        let Some(price) = self.underlying_price else {
+            return;
+        };
+        let reach = price * window;
+        let near = |c: &OptionContract| (c.strike - price).abs() <= reach;
+        for chain in &mut self.chains {
+            chain.calls.retain(near);
+            chain.puts.retain(near);
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ExpiryChain {
     pub expiration: NaiveDate,
@@ -66,6 +82,7 @@ pub struct OptionContract {
     pub ask: Option<f64>,
     pub volume: Option<u64>,
     pub open_interest: Option<u64>,
+    #[serde(serialize_with = "six_decimals")]
     pub implied_volatility: Option<f64>,
     pub in_the_money: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -74,11 +91,26 @@ pub struct OptionContract {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Greeks {
+    #[serde(serialize_with = "six_decimals")]
     pub delta: Option<f64>,
+    #[serde(serialize_with = "six_decimals")]
     pub gamma: Option<f64>,
+    #[serde(serialize_with = "six_decimals")]
     pub theta: Option<f64>,
+    #[serde(serialize_with = "six_decimals")]
     pub vega: Option<f64>,
+    #[serde(serialize_with = "six_decimals")]
     pub rho: Option<f64>,
+}
+
+/// Volatilities and greeks are written with six decimals at most: providers send float noise
+/// (`0.000010000000000000004`, `3.58593853515625`) that costs bytes in every contract and means
+/// nothing. Prices are written as received: they already have their tick size.
+fn six_decimals<S: serde::Serializer>(value: &Option<f64>, s: S) -> Result<S::Ok, S::Error> {
+    match value {
+        Some(v) => s.serialize_f64((v * 1e6).round() / 1e6),
+        None => s.serialize_none(),
+    }
 }
 
 /// The next earnings date: `finance:cache:earnings:{T}`. `earnings_date: null` means the

@@ -43,7 +43,7 @@ pub const SERIES: &[(&str, Kind, &str)] = &[
     (
         "fcw_tickers_total",
         Kind::Counter,
-        "Tickers by job and outcome (seen, invalid, skipped_fresh, fetched, written, unknown, failed).",
+        "Tickers by job and outcome (seen, invalid, skipped_fresh, fetched, written, unknown, failed, too_large).",
     ),
     (
         "fcw_upstream_requests_total",
@@ -225,6 +225,7 @@ pub fn run_finished(
         ("written", report.written),
         ("unknown", report.unknown),
         ("failed", report.failed),
+        ("too_large", report.too_large),
     ] {
         metrics::counter!("fcw_tickers_total", "job" => job, "outcome" => what).increment(n);
     }

@@ -597,3 +597,53 @@ fn server_and_scheduler_values_are_checked() {
         "{e}"
     );
 }
+
+#[test]
+fn cache_and_strike_window_keys_are_typed_and_checked() {
+    use finance_cache_warmer::config::{ByteSize, Compression};
+    let defaults = config::load_from(None, env(&[])).unwrap();
+    assert_eq!(defaults.cache.compress, Compression::None);
+    assert_eq!(defaults.cache.compress_min_bytes, ByteSize(4096));
+    assert_eq!(defaults.cache.max_value_bytes, ByteSize(1 << 20));
+    assert_eq!(defaults.jobs.options.strike_window, None);
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(
+        dir.path(),
+        "c.toml",
+        "[cache]\ncompress = \"gzip\"\ncompress_min_bytes = \"2KiB\"\n[jobs.options]\nstrike_window = 0.25\n",
+    );
+    let s = config::load_from(
+        Some(&file),
+        env(&[("FCW_CACHE__MAX_VALUE_BYTES", "512KiB")]),
+    )
+    .unwrap();
+    assert_eq!(
+        (
+            s.cache.compress,
+            s.cache.compress_min_bytes,
+            s.cache.max_value_bytes
+        ),
+        (Compression::Gzip, ByteSize(2048), ByteSize(512 << 10))
+    );
+    assert_eq!(s.jobs.options.strike_window.map(|w| w.0), Some(0.25));
+    let e = load_err(None, &[("FCW_CACHE__COMPRESS", "zstd")]);
+    assert!(
+        e.starts_with("cache.compress: unknown variant `zstd`"),
+        "{e}"
+    );
+    let e = load_err(None, &[("FCW_CACHE__MAX_VALUE_BYTES", "100B")]);
+    assert!(
+        e.starts_with("cache.max_value_bytes: 100B is below 1KiB"),
+        "{e}"
+    );
+    let e = load_err(None, &[("FCW_JOBS__OPTIONS__STRIKE_WINDOW", "0")]);
+    assert!(
+        e.starts_with("jobs.options.strike_window: 0 is not a fraction"),
+        "{e}"
+    );
+    let e = load_err(None, &[("FCW_JOBS__STOCK__STRIKE_WINDOW", "0.2")]);
+    assert!(
+        e.starts_with("jobs.stock.strike_window: only jobs.options"),
+        "{e}"
+    );
+}

@@ -136,8 +136,11 @@ pub struct RunReport {
     pub written: u64,
     /// Tickers no provider knows.
     pub unknown: u64,
-    /// Tickers that failed (upstream error or invalid answer); their old values stay.
+    /// Tickers that failed (upstream error, invalid answer, value too large); their old values
+    /// stay.
     pub failed: u64,
+    /// Of those, values over `cache.max_value_bytes`.
+    pub too_large: u64,
     /// A few failures, for the log.
     pub failure_samples: Vec<String>,
     /// The run stopped early because shutdown was requested.
@@ -164,7 +167,7 @@ impl RunReport {
     }
 
     /// The counts, named as in the summary line, the run record and `status --json`.
-    pub fn counts(&self) -> [(&'static str, u64); 13] {
+    pub fn counts(&self) -> [(&'static str, u64); 14] {
         [
             ("seen", self.seen),
             ("invalid", self.invalid),
@@ -174,6 +177,7 @@ impl RunReport {
             ("written", self.written),
             ("unknown", self.unknown),
             ("failed", self.failed),
+            ("too_large", self.too_large),
             ("checked", self.checked),
             ("orphans", self.orphans),
             ("removed", self.removed),

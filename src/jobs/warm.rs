@@ -12,6 +12,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
 
+use crate::codec;
 use crate::jobs::watchlist::WatchlistReader;
 use crate::jobs::{Job, JobError, JobName, RunContext, RunReport};
 use crate::keys::{self, CacheKind};
@@ -180,23 +181,40 @@ impl WarmJob {
         // TTLs are computed when the values are written, not when the batch started.
         let now = Utc::now();
         let mut writes = Vec::new();
+        let settings = &ctx.shared.settings;
+        let strike_window = settings.jobs.options.strike_window;
         for (ticker, result) in results {
             match result {
-                Ok(Fetched::Found(value)) => {
+                Ok(Fetched::Found(mut value)) => {
+                    if let (CacheValue::Options(chain), Some(window)) = (&mut value, strike_window)
+                    {
+                        chain.keep_strikes_within(window.0);
+                    }
                     let key = keys::cache(self.kind, &ticker);
                     let ttl = value
                         .ttl(ctx, now)
                         .jittered(ctx.shared.policy.jitter, jitter_seed(&key, now));
-                    match value.to_json() {
-                        Ok(json) => writes.push(
+                    let json = match value.to_json() {
+                        Ok(json) => json,
+                        Err(e) => {
+                            report.note_failure(format!("{ticker}: cannot serialise: {e}"));
+                            continue;
+                        }
+                    };
+                    match codec::encode(&settings.cache, json) {
+                        Ok(stored) => writes.push(
                             redis::Cmd::new()
                                 .arg("SETEX")
                                 .arg(&key)
                                 .arg(ttl.as_secs().max(1))
-                                .arg(json)
+                                .arg(stored)
                                 .to_owned(),
                         ),
-                        Err(e) => report.note_failure(format!("{ticker}: cannot serialise: {e}")),
+                        Err(too_large) => {
+                            tracing::warn!(key = %key, size = too_large.size, limit = too_large.limit, "value too large; not written, the previous value stays");
+                            report.too_large += 1;
+                            report.note_failure(format!("{ticker}: {too_large}"));
+                        }
                     }
                 }
                 Ok(Fetched::Unknown) => {
@@ -259,7 +277,8 @@ impl WarmJob {
                     let cached = values
                         .get(i)
                         .and_then(|v| v.as_deref())
-                        .and_then(|v| serde_json::from_slice::<Earnings>(v).ok());
+                        .and_then(|v| codec::decode(v, codec::MAX_JSON_BYTES).ok())
+                        .and_then(|v| serde_json::from_slice::<Earnings>(&v).ok());
                     match cached {
                         Some(e) => policy.earnings.ttl(cal, now, e.earnings_date),
                         // Unreadable or missing: refresh.

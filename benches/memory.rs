@@ -1,0 +1,139 @@
+//! What the cache costs Redis: `used_memory` for a watchlist of 10,000 tickers (stock, options
+//! with the 3 nearest expiries, earnings), without and with gzip, and bytes per ticker.
+//!
+//! `cargo bench --bench memory` (BENCH_TICKERS for another size). It runs the real binary
+//! (`once all --force`) on a private redis-server. Quotes and earnings come from the replay
+//! provider; options from a local Yahoo upstream that answers every chain request with the
+//! recorded AAPL chain (102 contracts), relabelled with the ticker and, for a dated request,
+//! with the requested expiry, so each ticker caches three full expiries.
+
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+use redis::AsyncCommands;
+use support::{conn, fcw, fixture, mount_yahoo_session, redis, summary};
+use wiremock::matchers::path_regex;
+use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
+
+/// The recorded chain, relabelled per request.
+struct RecordedChains {
+    recorded: String,
+}
+
+impl Respond for RecordedChains {
+    fn respond(&self, request: &Request) -> ResponseTemplate {
+        let ticker = request.url.path().rsplit('/').next().unwrap_or("AAPL");
+        let mut page: serde_json::Value =
+            serde_json::from_str(&self.recorded.replace("\"AAPL", &format!("\"{ticker}"))).unwrap();
+        if let Some((_, date)) = request.url.query_pairs().find(|(k, _)| k == "date") {
+            let date: i64 = date.parse().unwrap();
+            page["optionChain"]["result"][0]["options"][0]["expirationDate"] = date.into();
+        }
+        ResponseTemplate::new(200).set_body_raw(page.to_string(), "application/json")
+    }
+}
+
+async fn used_memory(c: &mut redis::aio::MultiplexedConnection) -> u64 {
+    let info: String = redis::cmd("INFO")
+        .arg("memory")
+        .query_async(c)
+        .await
+        .unwrap();
+    info.lines()
+        .find_map(|l| l.strip_prefix("used_memory:"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+/// Total stored bytes of the keys of `kind`.
+async fn stored_bytes(
+    c: &mut redis::aio::MultiplexedConnection,
+    kind: &str,
+    tickers: &[String],
+) -> u64 {
+    let mut total = 0;
+    for chunk in tickers.chunks(1000) {
+        let mut pipe = redis::pipe();
+        for t in chunk {
+            pipe.strlen(format!("finance:cache:{kind}:{t}"));
+        }
+        let lens: Vec<u64> = pipe.query_async(c).await.unwrap();
+        total += lens.iter().sum::<u64>();
+    }
+    total
+}
+
+#[tokio::main]
+async fn main() {
+    let tickers: usize = std::env::var("BENCH_TICKERS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10_000);
+    let server = redis().await;
+    let mut c = conn(&server).await;
+    let upstream = MockServer::start().await;
+    mount_yahoo_session(&upstream).await;
+    Mock::given(path_regex("^/v7/finance/options/"))
+        .respond_with(RecordedChains {
+            recorded: String::from_utf8(fixture("yahoo/options_AAPL_nearest_expiry.json")).unwrap(),
+        })
+        .mount(&upstream)
+        .await;
+    let symbols: Vec<String> = (0..tickers).map(|i| format!("M{i:05}")).collect();
+
+    println!(
+        "| compress | tickers | used_memory | per ticker | stock values | options values | earnings values |"
+    );
+    println!("|---|---|---|---|---|---|---|");
+    for compress in ["none", "gzip"] {
+        let _: () = redis::cmd("FLUSHALL").query_async(&mut c).await.unwrap();
+        for chunk in symbols.chunks(5000) {
+            let _: () = c.sadd("finance:watchlist", chunk).await.unwrap();
+        }
+        let before = used_memory(&mut c).await;
+        let mut cmd = fcw();
+        cmd.args(["once", "all", "--force"])
+            .env("FCW_REDIS__URL", server.url())
+            .env("FCW_PROVIDER__STOCK", "replay")
+            .env("FCW_PROVIDER__EARNINGS", "replay")
+            .env("FCW_PROVIDER__OPTIONS", "yahoo")
+            .env("FCW_PROVIDER__YAHOO__BASE_URL", upstream.uri())
+            .env(
+                "FCW_PROVIDER__YAHOO__COOKIE_URL",
+                format!("{}/cookie", upstream.uri()),
+            )
+            .env("FCW_PROVIDER__YAHOO__REQUESTS_PER_SECOND", "0")
+            .env("FCW_PROVIDER__YAHOO__MAX_CONCURRENCY", "16")
+            .env("FCW_JOBS__INTEGRITY__ENABLED", "false")
+            .env("FCW_CACHE__COMPRESS", compress)
+            .env("FCW_LOG__FORMAT", "json");
+        let (code, _, err) = support::run(&mut cmd);
+        assert_eq!(code, Some(0), "{err}");
+        for job in ["stock", "options", "earnings"] {
+            assert_eq!(
+                summary(&err, job)["written"].as_u64(),
+                Some(tickers as u64),
+                "{job}"
+            );
+        }
+        let after = used_memory(&mut c).await;
+        let mut per_kind = Vec::new();
+        for kind in ["stock", "options", "earnings"] {
+            let bytes = stored_bytes(&mut c, kind, &symbols).await;
+            per_kind.push(format!(
+                "{:.1} MB ({} B each)",
+                bytes as f64 / 1e6,
+                bytes / tickers as u64
+            ));
+        }
+        let used = after - before;
+        println!(
+            "| {compress} | {tickers} | {:.1} MB | {} B | {} |",
+            used as f64 / 1e6,
+            used / tickers as u64,
+            per_kind.join(" | ")
+        );
+    }
+}
