@@ -237,13 +237,18 @@ async fn run(settings: Settings, shutdown: Shutdown) -> Result<(), AppError> {
             }
         })
     };
-    let gauges = tokio::spawn(crate::status::export(
-        runner.shared().clone(),
-        shutdown.clone(),
-    ));
+    // The coverage count feeds /metrics only; without the endpoint nobody would read it.
+    let gauges = server.is_some().then(|| {
+        tokio::spawn(crate::status::export(
+            runner.shared().clone(),
+            shutdown.clone(),
+        ))
+    });
     tracing::info!(redis = store.address(), "daemon started");
     scheduler::run(runner, shutdown.clone(), health).await;
-    let _ = gauges.await;
+    if let Some(gauges) = gauges {
+        let _ = gauges.await;
+    }
     if let Some(server) = server {
         let _ = server.await;
     }
