@@ -143,6 +143,13 @@ impl ProviderError {
     }
 }
 
+/// A count (volume, open interest) that providers send as a JSON number: kept when it is a
+/// finite, non-negative number, rounded to a whole one.
+pub fn count(v: Option<f64>) -> Option<u64> {
+    v.filter(|v| v.is_finite() && *v >= 0.0)
+        .map(|v| v.round() as u64)
+}
+
 /// `AAPL,MSFT,...`: the symbols parameter of batched quote requests.
 pub fn comma_separated(tickers: &[Ticker]) -> String {
     tickers

@@ -17,7 +17,7 @@ use crate::model::{
     Earnings, ExpiryChain, OptionContract, OptionsChain, SCHEMA_VERSION, StockQuote, in_the_money,
 };
 use crate::provider::http::{Reply, Upstream, endpoint_url};
-use crate::provider::{Fetched, Provider, ProviderError, TickerResult};
+use crate::provider::{Fetched, Provider, ProviderError, TickerResult, count};
 use crate::ticker::Ticker;
 
 const NAME: &str = "polygon";
@@ -223,11 +223,7 @@ pub fn parse_snapshot(
         exchange: None,
         market_state: None,
         market_time: s.updated.map(DateTime::from_timestamp_nanos),
-        volume: s
-            .day
-            .and_then(|d| d.v)
-            .filter(|v| v.is_finite() && *v >= 0.0)
-            .map(|v| v.round() as u64),
+        volume: count(s.day.and_then(|d| d.v)),
         earnings_date: None,
     };
     quote
@@ -347,15 +343,8 @@ impl ChainBuilder {
                     .or(c.day.as_ref().and_then(|d| d.close)),
                 bid: c.last_quote.as_ref().and_then(|q| q.bid),
                 ask: c.last_quote.as_ref().and_then(|q| q.ask),
-                volume: c
-                    .day
-                    .and_then(|d| d.volume)
-                    .filter(|v| v.is_finite() && *v >= 0.0)
-                    .map(|v| v.round() as u64),
-                open_interest: c
-                    .open_interest
-                    .filter(|v| v.is_finite() && *v >= 0.0)
-                    .map(|v| v.round() as u64),
+                volume: count(c.day.and_then(|d| d.volume)),
+                open_interest: count(c.open_interest),
                 implied_volatility: c.implied_volatility,
                 in_the_money: in_the_money(is_call, c.details.strike_price, underlying),
                 greeks: c.greeks.map(|g| crate::model::Greeks {

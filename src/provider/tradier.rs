@@ -18,7 +18,7 @@ use crate::model::{
 };
 use crate::provider::http::{Reply, Upstream, endpoint_url};
 use crate::provider::polygon::bearer;
-use crate::provider::{Fetched, Provider, ProviderError, TickerResult, comma_separated};
+use crate::provider::{Fetched, Provider, ProviderError, TickerResult, comma_separated, count};
 use crate::ticker::Ticker;
 
 const NAME: &str = "tradier";
@@ -227,10 +227,7 @@ fn quote_from_entry(entry: Value, ticker: &Ticker, now: DateTime<Utc>) -> Ticker
         exchange: raw.exch,
         market_state: None,
         market_time: raw.trade_date.and_then(DateTime::from_timestamp_millis),
-        volume: raw
-            .volume
-            .filter(|v| v.is_finite() && *v >= 0.0)
-            .map(|v| v.round() as u64),
+        volume: count(raw.volume),
         earnings_date: None,
     };
     quote
@@ -331,10 +328,7 @@ pub fn parse_chain(
             ));
         }
         let is_call = raw.option_type.eq_ignore_ascii_case("call");
-        let count = |v: Option<f64>| {
-            v.filter(|v| v.is_finite() && *v >= 0.0)
-                .map(|v| v.round() as u64)
-        };
+
         let contract = OptionContract {
             contract_symbol: raw.symbol,
             strike: raw.strike,

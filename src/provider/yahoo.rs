@@ -24,7 +24,7 @@ use crate::model::{
     Earnings, ExpiryChain, OptionContract, OptionsChain, SCHEMA_VERSION, StockQuote,
 };
 use crate::provider::http::{Policy, Reply, Upstream, endpoint_url};
-use crate::provider::{Fetched, Provider, ProviderError, TickerResult, comma_separated};
+use crate::provider::{Fetched, Provider, ProviderError, TickerResult, comma_separated, count};
 use crate::ticker::Ticker;
 
 const NAME: &str = "yahoo";
@@ -265,11 +265,6 @@ fn valid_crumb(body: &str) -> Result<String, String> {
 
 fn date_in(epoch: i64, tz: Tz) -> Option<NaiveDate> {
     DateTime::from_timestamp(epoch, 0).map(|t| t.with_timezone(&tz).date_naive())
-}
-
-fn count(v: Option<f64>) -> Option<u64> {
-    v.filter(|v| v.is_finite() && *v >= 0.0)
-        .map(|v| v.round() as u64)
 }
 
 // ---- v7 quote -------------------------------------------------------------------------------
