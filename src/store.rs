@@ -263,6 +263,26 @@ impl Store {
             .to_owned())
     }
 
+    /// One `SSCAN` page of `set`: the next cursor (0 when done) and the members.
+    pub async fn sscan(
+        &self,
+        what: &'static str,
+        set: &[u8],
+        cursor: u64,
+        count: u32,
+    ) -> Result<(u64, Vec<Vec<u8>>), StoreError> {
+        self.retry(what, |mut conn| async move {
+            redis::cmd("SSCAN")
+                .arg(set)
+                .arg(cursor)
+                .arg("COUNT")
+                .arg(count)
+                .query_async(&mut conn)
+                .await
+        })
+        .await
+    }
+
     /// Runs an idempotent operation, retrying it while the connection is being re-established.
     /// Only transport failures are retried; a command the server rejects fails at once.
     pub async fn retry<T, F, Fut>(&self, what: &'static str, op: F) -> Result<T, StoreError>

@@ -360,7 +360,7 @@ async fn scan_rule(
     };
     for index in indexes {
         let index: Arc<[u8]> = index.into();
-        let mut page = sscan(store, &index, 0, count).await?;
+        let mut page = store.sscan("SSCAN index", &index, 0, count).await?;
         loop {
             let (next, members) = page;
             let objects: Vec<Vec<u8>> = members.iter().map(|m| template.key(m)).collect();
@@ -370,7 +370,7 @@ async fn scan_rule(
             } else {
                 let (exists, following) = tokio::join!(
                     exists_all(store, &objects),
-                    sscan(store, &index, next, count)
+                    store.sscan("SSCAN index", &index, next, count)
                 );
                 (exists?, Some(following?))
             };
@@ -400,25 +400,6 @@ async fn scan_rule(
         reports[n].indexes += 1;
     }
     Ok(())
-}
-
-async fn sscan(
-    store: &Store,
-    index: &[u8],
-    cursor: u64,
-    count: u32,
-) -> Result<(u64, Vec<Vec<u8>>), StoreError> {
-    store
-        .retry("SSCAN index", |mut conn| async move {
-            redis::cmd("SSCAN")
-                .arg(index)
-                .arg(cursor)
-                .arg("COUNT")
-                .arg(count)
-                .query_async(&mut conn)
-                .await
-        })
-        .await
 }
 
 /// Whether each object exists, in one batch.

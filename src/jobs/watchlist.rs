@@ -124,17 +124,13 @@ impl WatchlistReader {
     }
 
     async fn scan_page(&self) -> Result<(u64, Vec<Vec<u8>>), StoreError> {
-        let (cursor, count) = (self.cursor, self.scan_count);
         self.store
-            .retry("SSCAN watchlist", |mut conn| async move {
-                redis::cmd("SSCAN")
-                    .arg(keys::WATCHLIST)
-                    .arg(cursor)
-                    .arg("COUNT")
-                    .arg(count)
-                    .query_async(&mut conn)
-                    .await
-            })
+            .sscan(
+                "SSCAN watchlist",
+                keys::WATCHLIST.as_bytes(),
+                self.cursor,
+                self.scan_count,
+            )
             .await
     }
 
