@@ -55,12 +55,13 @@ pub struct JobStatus {
     /// Why it is not healthy.
     pub problem: Option<String>,
     pub last_run: Option<RunRecord>,
-    pub last_success_at: Option<String>,
+    /// RFC 3339, as recorded (milliseconds).
+    pub last_success_at: Option<DateTime<Utc>>,
     /// When the job turns unhealthy if no run succeeds before.
-    pub healthy_until: Option<String>,
+    pub healthy_until: Option<DateTime<Utc>>,
     /// Who holds the job's lock (or its shards' locks) now.
     pub locks: Vec<LockHolder>,
-    pub next_runs: Vec<String>,
+    pub next_runs: Vec<DateTime<Utc>>,
 }
 
 /// A held job lock: its key and the holder's own account of itself.
@@ -173,7 +174,7 @@ async fn job_status(
         let Some(at) = next_fire(cron, tz, after) else {
             break;
         };
-        next_runs.push(crate::model::rfc3339(at));
+        next_runs.push(at);
         after = at;
     }
     let healthy_until = record
@@ -195,8 +196,8 @@ async fn job_status(
         healthy: problem.is_none(),
         problem,
         last_run: record.last_run,
-        last_success_at: record.last_success_at.map(rfc3339_ms),
-        healthy_until: healthy_until.map(crate::model::rfc3339),
+        last_success_at: record.last_success_at,
+        healthy_until,
         locks,
         next_runs,
     })
@@ -436,15 +437,11 @@ pub fn render(
             failed,
             skipped,
             invalid,
-            j.last_success_at
-                .as_deref()
-                .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
-                .map_or("never".into(), |t| ago(now, t.with_timezone(&Utc))),
+            j.last_success_at.map_or("never".into(), |t| ago(now, t)),
             lock,
             j.next_runs
                 .iter()
                 .take(2)
-                .filter_map(|t| DateTime::parse_from_rfc3339(t).ok())
                 .map(|t| t.with_timezone(&tz).format("%a %H:%M").to_string())
                 .collect::<Vec<_>>()
                 .join(", "),
