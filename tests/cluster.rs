@@ -21,9 +21,7 @@ fn once(cluster: &Cluster, args: &[&str]) -> std::process::Command {
 fn on(cluster: &Cluster) -> std::process::Command {
     let mut cmd = fcw();
     cmd.env("FCW_REDIS__CLUSTER_NODES", cluster.urls())
-        .env("FCW_PROVIDER__STOCK", "replay")
-        .env("FCW_PROVIDER__OPTIONS", "replay")
-        .env("FCW_PROVIDER__EARNINGS", "replay")
+        .envs(support::REPLAY)
         .env("FCW_INTEGRITY__GRACE", "0s")
         .env("FCW_INTEGRITY__PRUNE_UNWATCHED", "true")
         .env("FCW_LOG__FORMAT", "json");

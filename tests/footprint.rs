@@ -31,9 +31,7 @@ fn once(server: &LocalRedis, args: &[&str], env: &[(&str, &str)]) -> serde_json:
         .args(args)
         .env("FCW_REDIS__URL", server.url())
         .env("FCW_LOG__FORMAT", "json")
-        .env("FCW_PROVIDER__STOCK", "replay")
-        .env("FCW_PROVIDER__OPTIONS", "replay")
-        .env("FCW_PROVIDER__EARNINGS", "replay")
+        .envs(support::REPLAY)
         .envs(env.iter().copied());
     let (code, _, err) = run(&mut cmd);
     assert_eq!(code, Some(0), "{err}");

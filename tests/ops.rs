@@ -36,6 +36,12 @@ fn daemon(env: &[(&str, String)]) -> (tokio::process::Child, String) {
     (cmd.spawn().unwrap(), format!("http://127.0.0.1:{port}"))
 }
 
+/// `env` with every data kind from the replay provider.
+fn replayed(mut env: Vec<(&'static str, String)>) -> Vec<(&'static str, String)> {
+    env.extend(support::REPLAY.map(|(k, v)| (k, v.to_owned())));
+    env
+}
+
 async fn get(url: &str) -> Option<(u16, String)> {
     let reply = reqwest::get(url).await.ok()?;
     let status = reply.status().as_u16();
@@ -181,12 +187,7 @@ async fn metrics_show_runs_tickers_upstream_and_integrity_after_real_runs() {
 #[tokio::test]
 async fn readyz_follows_redis_while_healthz_stays_up() {
     let mut server = redis().await;
-    let (child, base) = daemon(&[
-        ("FCW_REDIS__URL", server.url()),
-        ("FCW_PROVIDER__STOCK", "replay".into()),
-        ("FCW_PROVIDER__OPTIONS", "replay".into()),
-        ("FCW_PROVIDER__EARNINGS", "replay".into()),
-    ]);
+    let (child, base) = daemon(&replayed(vec![("FCW_REDIS__URL", server.url())]));
     let ready = |want: u16| {
         let base = base.clone();
         async move {
@@ -225,15 +226,12 @@ async fn systemd_gets_ready_watchdog_and_stopping_on_its_notify_socket() {
     let dir = tempfile::tempdir().unwrap();
     let socket_path = dir.path().join("notify.sock");
     let socket = tokio::net::UnixDatagram::bind(&socket_path).unwrap();
-    let (child, _) = daemon(&[
+    let (child, _) = daemon(&replayed(vec![
         ("FCW_REDIS__URL", server.url()),
-        ("FCW_PROVIDER__STOCK", "replay".into()),
-        ("FCW_PROVIDER__OPTIONS", "replay".into()),
-        ("FCW_PROVIDER__EARNINGS", "replay".into()),
         ("NOTIFY_SOCKET", socket_path.display().to_string()),
         // A 400 ms watchdog: the daemon must ping every 200 ms.
         ("WATCHDOG_USEC", "400000".into()),
-    ]);
+    ]));
     let mut buf = vec![0u8; 256];
     let mut received = Vec::new();
     let mut next = async || {
@@ -274,12 +272,7 @@ async fn the_daemon_exports_coverage_and_last_successes_it_reads_from_redis() {
         .sadd("finance:watchlist", &["AAPL", "MSFT", "GOOG"])
         .await
         .unwrap();
-    let replay = [
-        ("FCW_REDIS__URL", server.url()),
-        ("FCW_PROVIDER__STOCK", "replay".to_owned()),
-        ("FCW_PROVIDER__OPTIONS", "replay".to_owned()),
-        ("FCW_PROVIDER__EARNINGS", "replay".to_owned()),
-    ];
+    let replay = replayed(vec![("FCW_REDIS__URL", server.url())]);
     // A CronJob-style run elsewhere warmed the stock cache and recorded its success.
     let (code, _, err) = support::run(fcw().args(["once", "stock"]).envs(replay.clone()));
     assert_eq!(code, Some(0), "{err}");
@@ -290,7 +283,7 @@ async fn the_daemon_exports_coverage_and_last_successes_it_reads_from_redis() {
         .unwrap();
     let _: () = c.del("finance:cache:stock:MSFT").await.unwrap();
     // This daemon runs no job at all, yet knows both from Redis.
-    let mut env: Vec<(&str, String)> = replay.to_vec();
+    let mut env = replay.clone();
     for var in [
         "FCW_JOBS__STOCK__ENABLED",
         "FCW_JOBS__OPTIONS__ENABLED",

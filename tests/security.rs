@@ -19,10 +19,7 @@ const REDIS_SECRET: &str = "S3CR3T-redis:pw@x";
 const POLYGON_SECRET: &str = "pk_S3CR3T_key_0123";
 
 fn replay(cmd: &mut std::process::Command) -> &mut std::process::Command {
-    cmd.env("FCW_PROVIDER__STOCK", "replay")
-        .env("FCW_PROVIDER__OPTIONS", "replay")
-        .env("FCW_PROVIDER__EARNINGS", "replay")
-        .env("FCW_LOG__FORMAT", "json")
+    cmd.envs(support::REPLAY).env("FCW_LOG__FORMAT", "json")
 }
 
 #[tokio::test]

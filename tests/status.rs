@@ -20,9 +20,7 @@ fn fcw_on(server: &LocalRedis, args: &[&str]) -> std::process::Command {
     cmd.args(args)
         .env("FCW_REDIS__URL", server.url())
         .env("FCW_LOG__FORMAT", "json")
-        .env("FCW_PROVIDER__STOCK", "replay")
-        .env("FCW_PROVIDER__OPTIONS", "replay")
-        .env("FCW_PROVIDER__EARNINGS", "replay")
+        .envs(support::REPLAY)
         .env("FCW_INTEGRITY__GRACE", "0s");
     cmd
 }

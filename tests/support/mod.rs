@@ -20,6 +20,13 @@ pub fn fcw() -> Command {
     cmd
 }
 
+/// Every data kind from the replay provider: recorded answers, no upstream.
+pub const REPLAY: [(&str, &str); 3] = [
+    ("FCW_PROVIDER__STOCK", "replay"),
+    ("FCW_PROVIDER__OPTIONS", "replay"),
+    ("FCW_PROVIDER__EARNINGS", "replay"),
+];
+
 /// Runs a command to completion and returns its output (stdout and stderr as text).
 pub fn run(cmd: &mut Command) -> (Option<i32>, String, String) {
     let Output {
