@@ -2,14 +2,13 @@
 //!
 //! `demo` runs against one so it never touches a real server, and the test suite uses the same
 //! code to own servers it can stop, restart and configure (TLS, ACL users) at will. The child is
-//! killed when the handle is dropped, so a panicking test or an interrupted demo leaves nothing
-//! running.
+//! killed and reaped when the handle is dropped, so a panicking test or an interrupted demo
+//! leaves neither a running server nor a zombie (`<defunct>`) behind, even where no init reaps
+//! orphans (a container whose PID 1 is the program itself).
 
 use std::path::PathBuf;
-use std::process::Stdio;
+use std::process::{Child, Command, Stdio};
 use std::time::Duration;
-
-use tokio::process::{Child, Command};
 
 /// How long a fresh `redis-server` may take to log that it is ready; it normally takes ~10 ms.
 const READY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -108,10 +107,16 @@ impl LocalRedis {
         }
     }
 
-    /// Kills the server (as a crash would) and waits for it to exit.
-    pub async fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill().await;
+    /// The server's process id while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// Kills the server (as a crash would) and reaps it. SIGKILL ends even a paused (SIGSTOP)
+    /// server at once, so the wait is a matter of milliseconds.
+    pub fn stop(&mut self) {
+        if let Some(child) = self.child.take() {
+            kill_and_reap(child);
         }
     }
 
@@ -126,7 +131,7 @@ impl LocalRedis {
     }
 
     fn signal(&self, which: &str) {
-        if let Some(pid) = self.child.as_ref().and_then(Child::id) {
+        if let Some(pid) = self.pid() {
             let _ = std::process::Command::new("kill")
                 .arg(which)
                 .arg(pid.to_string())
@@ -136,7 +141,7 @@ impl LocalRedis {
 
     /// Starts the server again on the same port, empty (it keeps nothing on disk).
     pub async fn restart(&mut self) -> Result<(), LocalRedisError> {
-        self.stop().await;
+        self.stop();
         self.spawn().await
     }
 
@@ -168,8 +173,7 @@ impl LocalRedis {
             .args(&self.options.extra_args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .kill_on_drop(true);
+            .stderr(Stdio::null());
         let mut child = cmd.spawn().map_err(|source| LocalRedisError::Spawn {
             binary: self.options.binary.clone(),
             source,
@@ -183,7 +187,7 @@ impl LocalRedis {
             }
             let exited = matches!(child.try_wait(), Ok(Some(_)));
             if exited || tokio::time::Instant::now() >= deadline {
-                let _ = child.kill().await;
+                kill_and_reap(child);
                 return Err(LocalRedisError::NotReady {
                     port: self.port,
                     log_tail: tail(&text),
@@ -201,11 +205,16 @@ impl LocalRedis {
 
 impl Drop for LocalRedis {
     fn drop(&mut self) {
-        if let Some(child) = self.child.as_mut() {
-            let _ = child.start_kill();
-        }
+        self.stop();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// SIGKILL, then `wait`: a killed child nobody waits for stays a zombie until its parent exits,
+/// and after that until an init reaps it, which not every container has.
+fn kill_and_reap(mut child: Child) {
+    let _ = child.kill();
+    let _ = child.wait();
 }
 
 fn free_port() -> std::io::Result<u16> {

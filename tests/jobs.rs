@@ -3,7 +3,7 @@
 
 mod support;
 
-use std::process::Stdio;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
@@ -362,7 +362,7 @@ async fn sigterm_during_a_slow_run_exits_143_within_the_grace_and_writes_whole_b
 async fn once_exits_3_when_redis_is_down_at_start() {
     let mut server = redis().await;
     let upstream = yahoo(recorded("yahoo/quote_AAPL_BABA_multi_symbol.json")).await;
-    server.stop().await;
+    server.stop();
     let (code, _, err) = support::run(&mut once(&server, &upstream, &["stock"]));
     assert_eq!(code, Some(3), "{err}");
     assert_eq!(quote_requests(&upstream).await, 0);
@@ -496,7 +496,7 @@ async fn the_daemon_survives_a_redis_restart_and_the_next_run_succeeds() {
     )
     .await;
     // Killed in the middle of the daemon's cycle, back 5 s later (the outage is the scenario).
-    server.stop().await;
+    server.stop();
     let back_at = tokio::time::Instant::now() + Duration::from_secs(5);
     wait_for_line(
         &mut rx,
@@ -623,6 +623,42 @@ fn demo_runs_every_job_on_replay_and_a_private_redis_server() {
     assert!(
         !out.contains("(missing)"),
         "every key of every valid ticker is cached: {out}"
+    );
+}
+
+/// Runs the command in its arguments as a child subreaper (prctl PR_SET_CHILD_SUBREAPER), so
+/// every process it leaves behind, running or dead and unreaped, becomes this one's child; then
+/// prints the command's exit code and one line per such process.
+const LEFT_BEHIND: &str = r#"
+import ctypes, os, subprocess, sys
+assert ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0) == 0
+code = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode
+print(code)
+for pid in filter(str.isdigit, os.listdir("/proc")):
+    try:
+        stat = open(f"/proc/{pid}/stat").read()
+    except OSError:
+        continue
+    comm, fields = stat[stat.index("(") + 1 : stat.rindex(")")], stat[stat.rindex(")") + 2 :].split()
+    if int(fields[1]) == os.getpid():
+        print(pid, comm, "state", fields[0])
+"#;
+
+#[test]
+fn demo_leaves_no_process_behind_not_even_a_zombie() {
+    let demo = fcw();
+    let (code, out, err) = support::run(
+        Command::new("python3")
+            .args(["-c", LEFT_BEHIND])
+            .arg(demo.get_program())
+            .arg("demo")
+            .env_clear()
+            .envs(demo.get_envs().filter_map(|(k, v)| Some((k, v?)))),
+    );
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(
+        out, "0\n",
+        "demo's exit code, then what it left behind: {out}"
     );
 }
 

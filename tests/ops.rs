@@ -200,7 +200,7 @@ async fn readyz_follows_redis_while_healthz_stays_up() {
         }
     };
     assert_eq!(ready(200).await.1, "ready\n");
-    server.stop().await;
+    server.stop();
     let (_, why) = ready(503).await;
     assert!(
         why.starts_with("redis: cannot connect to Redis at 127.0.0.1:"),

@@ -44,7 +44,7 @@ async fn check_config_connect_reports_the_server_version() {
 async fn an_unreachable_redis_exits_3_with_one_json_log_line() {
     let mut server = redis().await;
     let url = server.url();
-    server.stop().await;
+    server.stop();
     let started = Instant::now();
     let (code, _, err) = run(fcw()
         .args(["check-config", "--connect"])
@@ -197,7 +197,7 @@ async fn idempotent_commands_are_retried_across_a_redis_restart() {
 async fn the_daemon_starts_without_redis_and_stops_on_sigterm_with_exit_0() {
     let mut server = redis().await;
     let url = server.url();
-    server.stop().await; // Redis down: readiness is Redis's problem, not a start-up failure.
+    server.stop(); // Redis down: readiness is Redis's problem, not a start-up failure.
     let mut child = fcw()
         .arg("run")
         .env("FCW_REDIS__URL", &url)
@@ -228,4 +228,25 @@ async fn the_daemon_starts_without_redis_and_stops_on_sigterm_with_exit_0() {
             .any(|l| l.contains("daemon stopped") && l.contains("Terminate")),
         "{rest:?}"
     );
+}
+
+#[tokio::test]
+async fn a_private_server_is_killed_and_reaped_however_it_is_let_go() {
+    for how in ["stop", "drop", "drop while paused"] {
+        let mut server = redis().await;
+        let pid = server.pid().unwrap();
+        match how {
+            "stop" => server.stop(),
+            "drop" => drop(server),
+            _ => {
+                server.pause();
+                drop(server);
+            }
+        }
+        // Gone from /proc: not running, and not a `<defunct>` entry waiting to be reaped.
+        if let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) {
+            let state = status.lines().find(|l| l.starts_with("State:"));
+            panic!("{how}: pid {pid} is still there: {state:?}");
+        }
+    }
 }

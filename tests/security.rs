@@ -277,7 +277,7 @@ member_key = "auth:invitation:{member}"
     everything.push_str(&out);
     everything.push_str(&err);
     let mut server = server;
-    server.stop().await;
+    server.stop();
     let (code, out, err) = run(&["once", "stock"], &user_url);
     assert_eq!(code, Some(3));
     everything.push_str(&out);

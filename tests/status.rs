@@ -331,7 +331,7 @@ async fn exit_code_is_1_when_an_enabled_job_never_or_not_recently_succeeded() {
 #[tokio::test]
 async fn status_exits_3_when_redis_is_down() {
     let mut server = redis().await;
-    server.stop().await;
+    server.stop();
     let (code, out, err) = run(&mut fcw_on(&server, &["status"]));
     assert_eq!(code, Some(3), "{err}");
     assert!(out.is_empty());
