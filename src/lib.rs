@@ -8,6 +8,7 @@
 //! - [`keys`]: the Redis key schema; [`ticker`]: the validated ticker symbol.
 //! - [`shutdown`]: the one SIGINT/SIGTERM signal passed down to everything.
 //! - [`cli`] and [`app`]: the commands and what they do; `main.rs` only wires them up.
+//! - [`output`]: command output that ends quietly when its reader closes (`| head`).
 //! - [`local_redis`]: a private `redis-server` child for `demo` and the tests.
 //! - [`demo`]: the offline end-to-end demo.
 //! - [`calendar`], [`ttl`], [`explain`]: market time and the TTL policy.
@@ -30,6 +31,7 @@ pub mod local_redis;
 pub mod lock;
 pub mod model;
 pub mod notify;
+pub mod output;
 pub mod progress;
 pub mod provider;
 pub mod record;

@@ -7,12 +7,14 @@ use clap::Parser;
 use finance_cache_warmer::app;
 use finance_cache_warmer::cli::{Cli, Command};
 use finance_cache_warmer::config::{self, LogFormat};
+use finance_cache_warmer::output::UntilClosed;
 use finance_cache_warmer::shutdown::Shutdown;
 use finance_cache_warmer::telemetry;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Some(done) = app::without_config(&cli.command, &mut std::io::stdout().lock()) {
+    let mut out = UntilClosed::new(std::io::stdout().lock());
+    if let Some(done) = app::without_config(&cli.command, &mut out) {
         return match done {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -44,13 +46,7 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         let shutdown = Shutdown::listen()?;
-        app::execute(
-            cli.command,
-            settings,
-            shutdown,
-            &mut std::io::stdout().lock(),
-        )
-        .await
+        app::execute(cli.command, settings, shutdown, &mut out).await
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,

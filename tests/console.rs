@@ -190,3 +190,35 @@ fn the_man_page_is_roff_generated_from_the_cli() {
         assert!(text.contains("Keeps a finance app"), "{text}");
     }
 }
+
+#[test]
+fn a_reader_that_stops_early_ends_the_output_quietly() {
+    // 36 years of sessions are far more than a pipe holds, so with its reader gone the writes
+    // certainly fail (EPIPE): the command stops writing and exits 0, saying nothing.
+    let mut child = fcw()
+        .args(["calendar", "--from", "2000-01-01", "--to", "2035-12-31"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let output = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{err}");
+    assert_eq!(err, "", "no error line");
+    // As a person types it: the first line, a clean pipeline, nothing on stderr.
+    for command in [
+        "check-config",
+        "calendar --from 2000-01-01 --to 2035-12-31",
+        "man",
+    ] {
+        let (code, out, err) = run(Command::new("bash")
+            .args(["-o", "pipefail", "-c"])
+            .arg(format!("{BINARY} {command} | head -1"))
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap()));
+        assert_eq!(code, Some(0), "{command}: {err}");
+        assert_eq!(out.lines().count(), 1, "{command}: {out}");
+        assert_eq!(err, "", "{command}");
+    }
+}
