@@ -415,11 +415,14 @@ async fn earnings_come_from_calendar_events_and_404s_mean_none_or_unknown() {
     assert_eq!(p.earnings(&t("ZZZZ")).await, Ok(Fetched::Unknown));
 }
 
+/// When each request to one endpoint arrived.
+type Arrivals = std::sync::Arc<std::sync::Mutex<Vec<Instant>>>;
+
 /// Answers `first` once, then `rest`, noting when each request arrived.
 struct Sequence {
     first: ResponseTemplate,
     rest: ResponseTemplate,
-    arrivals: std::sync::Arc<std::sync::Mutex<Vec<Instant>>>,
+    arrivals: Arrivals,
 }
 
 impl wiremock::Respond for Sequence {
@@ -434,10 +437,7 @@ impl wiremock::Respond for Sequence {
     }
 }
 
-fn sequence(
-    first: ResponseTemplate,
-    rest: ResponseTemplate,
-) -> (Sequence, std::sync::Arc<std::sync::Mutex<Vec<Instant>>>) {
+fn sequence(first: ResponseTemplate, rest: ResponseTemplate) -> (Sequence, Arrivals) {
     let arrivals = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     (
         Sequence {
@@ -499,25 +499,36 @@ async fn retry_after_is_honoured_in_seconds_and_as_an_http_date() {
     }
 }
 
-#[tokio::test]
-async fn a_429_without_retry_after_pauses_the_whole_provider() {
-    let server = MockServer::start().await;
-    yahoo_without_crumb(&server).await;
+/// Yahoo with the crumb refused: AAPL's chart answers `first` once and then the recording,
+/// QQQ's chart the recording. Returns when each symbol's requests arrived.
+async fn aapl_answered_then_qqq(
+    server: &MockServer,
+    first: ResponseTemplate,
+) -> (Arrivals, Arrivals) {
+    yahoo_without_crumb(server).await;
     let chart = || {
         json(fixture(
             "yahoo/chart_AAPL_1d_2022-02-22_recorded_2026-10.json",
         ))
     };
-    let (first, aapl_arrivals) = sequence(ResponseTemplate::new(429), chart());
+    let (aapl, aapl_arrivals) = sequence(first, chart());
     Mock::given(path("/v8/finance/chart/AAPL"))
-        .respond_with(first)
-        .mount(&server)
+        .respond_with(aapl)
+        .mount(server)
         .await;
-    let (second, qqq_arrivals) = sequence(chart(), chart());
+    let (qqq, qqq_arrivals) = sequence(chart(), chart());
     Mock::given(path("/v8/finance/chart/QQQ"))
-        .respond_with(second)
-        .mount(&server)
+        .respond_with(qqq)
+        .mount(server)
         .await;
+    (aapl_arrivals, qqq_arrivals)
+}
+
+#[tokio::test]
+async fn a_429_without_retry_after_pauses_the_whole_provider() {
+    let server = MockServer::start().await;
+    let (aapl_arrivals, qqq_arrivals) =
+        aapl_answered_then_qqq(&server, ResponseTemplate::new(429)).await;
     // No retries: the AAPL call returns as soon as its 429 has paused the provider.
     let p = providers(&settings(&server));
     let aapl = p.quotes(&[t("AAPL")]).await;
@@ -538,6 +549,34 @@ async fn a_429_without_retry_after_pauses_the_whole_provider() {
         qqq_at - first_429 >= Duration::from_millis(900),
         "QQQ went out {:?} after the 429",
         qqq_at - first_429
+    );
+}
+
+#[tokio::test]
+async fn a_request_queued_behind_a_429_waits_out_its_retry_after() {
+    let server = MockServer::start().await;
+    // The 429 comes slowly, so by then QQQ is waiting for the provider's one slot.
+    let (aapl_arrivals, qqq_arrivals) = aapl_answered_then_qqq(
+        &server,
+        ResponseTemplate::new(429)
+            .insert_header("retry-after", "1")
+            .set_delay(Duration::from_millis(200)),
+    )
+    .await;
+    let mut s = settings(&server);
+    s.provider.yahoo.max_concurrency = 1;
+    let p = providers(&s);
+    let (aapl_only, qqq_only) = ([t("AAPL")], [t("QQQ")]);
+    let (aapl, _) = tokio::join!(p.quotes(&aapl_only), p.quotes(&qqq_only));
+    assert!(
+        matches!(aapl[0].1, Err(ProviderError::Status { status: 429, .. })),
+        "{aapl:?}"
+    );
+    // QQQ went out a second after the 429 arrived, not as soon as the slot was free.
+    let gap = qqq_arrivals.lock().unwrap()[0] - aapl_arrivals.lock().unwrap()[0];
+    assert!(
+        gap >= Duration::from_millis(1150),
+        "QQQ went out {gap:?} after AAPL, whose answer (after 200 ms) asked for a second"
     );
 }
 

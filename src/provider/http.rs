@@ -189,25 +189,29 @@ impl Upstream {
         let mut attempt = 0;
         loop {
             self.breaker.admit()?;
-            self.wait_out_pause().await;
             self.throttle().await;
+            // A 429 pauses the whole provider; the next attempt waits that out instead of backing off.
+            let paused;
             let outcome = {
                 let _slot = self
                     .slots
                     .acquire()
                     .await
                     .expect("the semaphore is never closed");
-                self.send(endpoint, url, headers).await
+                // Both inside the slot: a request that queued for it behind one answered 429
+                // waits out the pause that answer set, instead of going out right after it.
+                self.wait_out_pause().await;
+                let outcome = self.send(endpoint, url, headers).await;
+                paused =
+                    policy == Policy::Retry && matches!(&outcome, Ok(reply) if reply.status == 429);
+                if let Ok(reply) = &outcome
+                    && paused
+                {
+                    self.pause_after_429(reply.retry_after);
+                }
+                outcome
             };
             stats::upstream_request(self.provider, endpoint, &outcome);
-            // A 429 pauses the whole provider; the next attempt waits that out instead of backing off.
-            let paused =
-                policy == Policy::Retry && matches!(&outcome, Ok(reply) if reply.status == 429);
-            if let Ok(reply) = &outcome
-                && paused
-            {
-                self.pause_after_429(reply.retry_after);
-            }
             let error = match outcome {
                 Ok(reply) if reply.status == 429 || reply.status >= 500 => ProviderError::Status {
                     provider: self.provider,
