@@ -84,6 +84,7 @@ pub async fn execute(
             shards,
             completion_index,
             dry_run,
+            at,
         } => {
             let shard = match (shard, shards, completion_index) {
                 (Some(shard), _, _) => Some(shard),
@@ -99,6 +100,7 @@ pub async fn execute(
                     force,
                     shard,
                     dry_run,
+                    at: at.map(|t| t.with_timezone(&Utc)),
                 },
                 shutdown,
             )

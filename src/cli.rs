@@ -48,6 +48,10 @@ pub enum Command {
         /// Integrity: report what would change, change nothing.
         #[arg(long)]
         dry_run: bool,
+        /// Decide TTLs and freshness as if it were this instant (RFC 3339, e.g.
+        /// 2026-12-24T17:55:00Z); the values are still fetched and stamped now. Default: now.
+        #[arg(long, value_name = "RFC3339")]
+        at: Option<DateTime<FixedOffset>>,
     },
     /// Load and validate the config, then print it as TOML with secrets shown as ***.
     CheckConfig {

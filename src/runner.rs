@@ -86,8 +86,8 @@ impl Runner {
     pub async fn run(&self, job: JobName, options: RunOptions) -> RunResult {
         let run_id = format!("{:016x}", fastrand::u64(..));
         let shard = options.shard.map(|s| s.to_string());
-        let span =
-            tracing::info_span!("run", job = %job, run_id = %run_id, shard = shard.as_deref());
+        let at = options.at.map(crate::model::rfc3339);
+        let span = tracing::info_span!("run", job = %job, run_id = %run_id, shard = shard.as_deref(), at = at.as_deref());
         self.run_in_span(job, run_id, options)
             .instrument(span)
             .await

@@ -1,4 +1,5 @@
-//! The TTL policy at chosen instants and, as properties, at any instant from 2000 to 2035.
+//! The TTL policy at chosen instants and, as properties, at any instant from 2000 to 2035; and
+//! what `once --at` writes in each market state.
 
 mod support;
 
@@ -10,7 +11,8 @@ use finance_cache_warmer::calendar::{Calendar, MarketState};
 use finance_cache_warmer::config::Settings;
 use finance_cache_warmer::ttl::{Limit, TtlPolicy};
 use proptest::prelude::*;
-use support::{fcw, run};
+use redis::AsyncCommands;
+use support::{assert_ttl, conn, fcw, redis, run, summary};
 
 fn policy() -> TtlPolicy {
     TtlPolicy::from_settings(&Settings::defaults().unwrap().ttl)
@@ -259,4 +261,71 @@ fn ttl_command_explains_the_configured_policy() {
         out.contains("next_open:   2026-11-27T14:30:00Z (Fri 2026-11-27 09:30 EST)"),
         "{out}"
     );
+}
+
+#[tokio::test]
+async fn once_writes_the_ttl_of_the_market_state_at_its_instant() {
+    let server = redis().await;
+    let mut c = conn(&server).await;
+    let _: () = c.sadd("finance:watchlist", &["AAPL", "QQQ"]).await.unwrap();
+    for (at, expected, why) in [
+        (
+            "2026-12-02T16:00:00Z",
+            600,
+            "Wednesday 11:00, mid-session: ttl.open",
+        ),
+        (
+            "2026-12-02T20:55:00Z",
+            300,
+            "five minutes before the 16:00 close",
+        ),
+        (
+            "2026-12-02T14:00:00Z",
+            1800,
+            "09:00, half an hour before the open",
+        ),
+        ("2026-12-03T03:00:00Z", 3600, "overnight: ttl.closed"),
+        ("2026-12-05T17:00:00Z", 3600, "a Saturday"),
+        (
+            "2026-12-24T17:55:00Z",
+            300,
+            "five minutes before the 13:00 early close",
+        ),
+        ("2026-12-24T18:30:00Z", 3600, "after the early close"),
+        ("2026-12-25T16:00:00Z", 3600, "Christmas Day, a holiday"),
+        (
+            "2027-03-15T13:15:00Z",
+            900,
+            "the Monday after the spring DST change, when 09:30 is 13:30 UTC",
+        ),
+    ] {
+        for job in ["stock", "options"] {
+            let (code, _, err) = run(fcw()
+                .args(["once", job, "--force", "--at", at])
+                .env("FCW_REDIS__URL", server.url())
+                .env("FCW_LOG__FORMAT", "json")
+                .envs(support::REPLAY));
+            assert_eq!(code, Some(0), "{at}: {err}");
+            let s = summary(&err, job);
+            assert_eq!(s["written"].as_u64(), Some(2), "{at}: {s}");
+            assert_eq!(
+                s["span"]["at"], at,
+                "the run says which instant it decided for"
+            );
+            for symbol in ["AAPL", "QQQ"] {
+                let key = format!("finance:cache:{job}:{symbol}");
+                assert_ttl(&mut c, &key, expected, &format!("{at}, {why}")).await;
+                // The value is stamped with when it was fetched, not with that instant.
+                let value: serde_json::Value =
+                    serde_json::from_str(&c.get::<_, String>(&key).await.unwrap()).unwrap();
+                let fetched_at: DateTime<Utc> =
+                    value["fetched_at"].as_str().unwrap().parse().unwrap();
+                let age = Utc::now() - fetched_at;
+                assert!(
+                    age.num_seconds().abs() < 60,
+                    "{key}: fetched_at {fetched_at}"
+                );
+            }
+        }
+    }
 }

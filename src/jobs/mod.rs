@@ -17,6 +17,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use tokio_util::sync::CancellationToken;
 
 use crate::calendar::Calendar;
@@ -98,6 +99,15 @@ pub struct RunOptions {
     pub shard: Option<Shard>,
     /// Integrity: report what would change, change nothing.
     pub dry_run: bool,
+    /// Market time is decided for this instant instead of the clock's (`once --at`).
+    pub at: Option<DateTime<Utc>>,
+}
+
+impl RunOptions {
+    /// The instant TTLs and freshness are decided for: `at`, else now.
+    pub fn now(&self) -> DateTime<Utc> {
+        self.at.unwrap_or_else(Utc::now)
+    }
 }
 
 /// One run's view: the shared parts, its options, and the signal to stop starting new work.

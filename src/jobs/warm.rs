@@ -144,7 +144,7 @@ impl WarmJob {
         let due = if ctx.options.force {
             batch
         } else {
-            self.not_fresh(ctx, batch, Utc::now()).await?
+            self.not_fresh(ctx, batch, ctx.options.now()).await?
         };
         report.skipped_fresh += (asked - due.len()) as u64;
         report.fetched += due.len() as u64;
@@ -179,7 +179,7 @@ impl WarmJob {
         report: &mut RunReport,
     ) -> Option<Write<'a>> {
         // TTLs are computed when the values are written, not when the batch started.
-        let now = Utc::now();
+        let now = ctx.options.now();
         let mut writes = Vec::new();
         let settings = &ctx.shared.settings;
         let strike_window = settings.jobs.options.strike_window;

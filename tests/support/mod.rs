@@ -154,6 +154,21 @@ where
     }
 }
 
+/// Asserts that `key` lives `expected` seconds, less the few that passed since it was written.
+pub async fn assert_ttl(
+    c: &mut redis::aio::MultiplexedConnection,
+    key: &str,
+    expected: i64,
+    why: &str,
+) {
+    use redis::AsyncCommands;
+    let ttl: i64 = c.ttl(key).await.unwrap();
+    assert!(
+        ttl <= expected && ttl >= expected - 5,
+        "{key}: TTL {ttl}, expected {expected} ({why})"
+    );
+}
+
 /// A plain connection to a test server, for arranging and inspecting data.
 pub async fn conn(server: &LocalRedis) -> redis::aio::MultiplexedConnection {
     redis::Client::open(server.url())
