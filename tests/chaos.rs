@@ -15,6 +15,13 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use wiremock::matchers::path;
 use wiremock::{Mock, MockServer};
 
+/// A TTL policy that gives every stock key one hour at any instant.
+const HOUR_AT_ANY_INSTANT: [(&str, &str); 3] = [
+    ("FCW_TTL__OPEN", "1h"),
+    ("FCW_TTL__CLOSED", "1h"),
+    ("FCW_TTL__MIN", "1h"),
+];
+
 fn yahoo_env(upstream: &str) -> Vec<(&'static str, String)> {
     vec![
         ("FCW_PROVIDER__YAHOO__BASE_URL", upstream.to_owned()),
@@ -54,12 +61,13 @@ async fn upstream_chaos_never_leaves_garbage_and_the_defences_engage() {
     let mut c = conn(&server).await;
     let tickers: Vec<String> = (0..30).map(|i| format!("T{i:02}")).collect();
     let _: () = c.sadd("finance:watchlist", &tickers).await.unwrap();
+    // Seeded below the policy's one hour, they outlive the test and are due at every run.
     for t in &tickers {
         let _: () = c
             .set_ex(
                 format!("finance:cache:stock:{t}"),
                 format!("previous {t}"),
-                3600,
+                3000,
             )
             .await
             .unwrap();
@@ -87,6 +95,11 @@ async fn upstream_chaos_never_leaves_garbage_and_the_defences_engage() {
         .envs(yahoo_env(&upstream.uri))
         .env("FCW_REDIS__URL", server.url())
         .env("FCW_JOBS__STOCK__SCHEDULE", "* * * * * *")
+        // Every key is due at every run whatever the market is doing: the policy gives one hour
+        // open or closed (min = open = closed, so no session boundary shortens it), and
+        // refresh-ahead 1 refreshes any key with less than that left. The upstream is asked
+        // every second, which is what this test is about.
+        .envs(HOUR_AT_ANY_INSTANT)
         .env("FCW_JOBS__STOCK__REFRESH_AHEAD", "1")
         .env("FCW_JOBS__OPTIONS__ENABLED", "false")
         .env("FCW_JOBS__EARNINGS__ENABLED", "false")

@@ -6,17 +6,13 @@ mod support;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use chrono::Utc;
-use finance_cache_warmer::calendar::Calendar;
-use finance_cache_warmer::config::Settings;
 use finance_cache_warmer::jobs::Shard;
 use finance_cache_warmer::local_redis::LocalRedis;
 use finance_cache_warmer::ticker::Ticker;
-use finance_cache_warmer::ttl::TtlPolicy;
 use redis::AsyncCommands;
 use support::{
-    RecordedQuotes, assert_schema, conn, eventually, fcw, fixture, log_lines, mount_yahoo_session,
-    redis, summary,
+    RecordedQuotes, assert_schema, assert_ttl, conn, eventually, fcw, fixture, log_lines,
+    mount_yahoo_session, redis, summary,
 };
 use tokio::io::{AsyncBufReadExt, BufReader};
 use wiremock::matchers::path;
@@ -69,6 +65,11 @@ async fn watchlist(server: &LocalRedis, members: &[&[u8]]) {
     let _: () = c.sadd("finance:watchlist", members).await.unwrap();
 }
 
+/// Wednesday 2 December 2026, 11:00 New York: mid-session, so quotes get `ttl.open` (10 min).
+const MID_SESSION: &str = "2026-12-02T16:00:00Z";
+/// The same day at 22:00 New York: closed, so quotes get `ttl.closed` (1 h).
+const OVERNIGHT: &str = "2026-12-03T03:00:00Z";
+
 async fn quote_requests(upstream: &MockServer) -> usize {
     upstream
         .received_requests()
@@ -96,10 +97,11 @@ async fn once_stock_writes_valid_values_with_the_policy_ttl_and_counts_what_it_s
     )
     .await;
     let upstream = yahoo(recorded("yahoo/quote_AAPL_BABA_multi_symbol.json")).await;
-    let policy = TtlPolicy::from_settings(&Settings::defaults().unwrap().ttl);
-    let before = policy.stock.ttl(&Calendar::nyse(), Utc::now()).secs();
-    let (code, _, err) = support::run(&mut once(&server, &upstream, &["stock"]));
-    let after = policy.stock.ttl(&Calendar::nyse(), Utc::now()).secs();
+    let (code, _, err) = support::run(&mut once(
+        &server,
+        &upstream,
+        &["stock", "--at", MID_SESSION],
+    ));
     assert_eq!(code, Some(0), "{err}");
     let s = summary(&err, "stock");
     assert_eq!(s["outcome"], "ok");
@@ -140,11 +142,7 @@ async fn once_stock_writes_valid_values_with_the_policy_ttl_and_counts_what_it_s
         let value: serde_json::Value = serde_json::from_str(&raw).unwrap();
         assert_schema("stock", &value);
         assert_eq!(value["price"], price);
-        let ttl: u64 = c.ttl(&key).await.unwrap();
-        assert!(
-            ttl >= 60 && ttl <= before.max(after),
-            "{key}: TTL {ttl}, policy {before}..{after}"
-        );
+        assert_ttl(&mut c, &key, 600, "mid-session").await;
     }
     let keys: Vec<String> = c.keys("finance:cache:*").await.unwrap();
     assert_eq!(
@@ -210,10 +208,16 @@ async fn refresh_ahead_skips_fresh_keys_and_force_fetches_them() {
     let server = redis().await;
     watchlist(&server, &[b"AAPL", b"BABA"]).await;
     let upstream = yahoo(recorded("yahoo/quote_AAPL_BABA_multi_symbol.json")).await;
-    let (code, _, err) = support::run(&mut once(&server, &upstream, &["stock"]));
+    let run = |at: &str, extra: &[&str]| {
+        let mut args = vec!["stock", "--at", at];
+        args.extend_from_slice(extra);
+        support::run(&mut once(&server, &upstream, &args))
+    };
+    // Mid-session a key gets 600 s, and is fresh while more than half of that is left.
+    let (code, _, err) = run(MID_SESSION, &[]);
     assert_eq!(code, Some(0), "{err}");
     assert_eq!(quote_requests(&upstream).await, 1);
-    let (code, _, err) = support::run(&mut once(&server, &upstream, &["stock"]));
+    let (code, _, err) = run(MID_SESSION, &[]);
     assert_eq!(code, Some(0), "{err}");
     let s = summary(&err, "stock");
     assert_eq!(
@@ -232,7 +236,7 @@ async fn refresh_ahead_skips_fresh_keys_and_force_fetches_them() {
     // A key close to expiry is refreshed.
     let mut c = conn(&server).await;
     let _: () = c.expire("finance:cache:stock:BABA", 5).await.unwrap();
-    let (_, _, err) = support::run(&mut once(&server, &upstream, &["stock"]));
+    let (_, _, err) = run(MID_SESSION, &[]);
     let s = summary(&err, "stock");
     assert_eq!(
         (
@@ -242,7 +246,17 @@ async fn refresh_ahead_skips_fresh_keys_and_force_fetches_them() {
         ),
         (Some(1), Some(1), Some(1))
     );
-    let (_, _, err) = support::run(&mut once(&server, &upstream, &["stock", "--force"]));
+    // Freshness is judged by the policy at the run's instant: once the market has closed a
+    // key gets 3600 s, so the session's 600 s keys are under half of it and due.
+    let (_, _, err) = run(OVERNIGHT, &[]);
+    let s = summary(&err, "stock");
+    assert_eq!(
+        (s["skipped_fresh"].as_u64(), s["fetched"].as_u64()),
+        (Some(0), Some(2)),
+        "{s}"
+    );
+    assert_ttl(&mut c, "finance:cache:stock:AAPL", 3600, "overnight").await;
+    let (_, _, err) = run(OVERNIGHT, &["--force"]);
     assert_eq!(summary(&err, "stock")["fetched"].as_u64(), Some(2));
 }
 
@@ -563,6 +577,9 @@ async fn the_daemon_runs_on_start_and_skips_ticks_that_overlap_a_run() {
         &upstream,
         &[
             ("FCW_JOBS__STOCK__SCHEDULE", "* * * * * *"),
+            // Only a missing key is due: the runs after the first never ask the upstream,
+            // whatever the market does meanwhile (a close would shorten the policy's TTL).
+            ("FCW_JOBS__STOCK__REFRESH_AHEAD", "0"),
             ("FCW_JOBS__OPTIONS__ENABLED", "false"),
             ("FCW_JOBS__EARNINGS__ENABLED", "false"),
             ("FCW_JOBS__INTEGRITY__ENABLED", "false"),
@@ -672,19 +689,25 @@ async fn earnings_refresh_ahead_judges_a_key_by_the_ttl_its_cached_date_would_ge
         cmd.env("FCW_PROVIDER__EARNINGS", "replay");
         support::run(&mut cmd)
     };
-    let (code, _, err) = run(&["earnings"]);
+    let (code, _, err) = run(&["earnings", "--at", MID_SESSION]);
     assert_eq!(code, Some(0), "{err}");
     assert_eq!(summary(&err, "earnings")["written"].as_u64(), Some(3));
     let mut c = conn(&server).await;
-    // QQQ has no earnings (a 24 h TTL), AAPL's recorded date is past (1 h): both still fresh.
-    let qqq_ttl: i64 = c.ttl("finance:cache:earnings:QQQ").await.unwrap();
-    assert!(qqq_ttl > 86_000, "{qqq_ttl}");
+    // QQQ has no earnings (24 h); AAPL's recorded date, 2025-04-30, is past (1 h): both fresh.
+    assert_ttl(
+        &mut c,
+        "finance:cache:earnings:QQQ",
+        86_400,
+        "no known date",
+    )
+    .await;
+    assert_ttl(&mut c, "finance:cache:earnings:AAPL", 3600, "a past date").await;
     // An unreadable cached value is refreshed whatever its TTL.
     let _: () = c
         .set_ex("finance:cache:earnings:GOOG", "{garbage", 86_400)
         .await
         .unwrap();
-    let (_, _, err) = run(&["earnings"]);
+    let (_, _, err) = run(&["earnings", "--at", MID_SESSION]);
     let s = summary(&err, "earnings");
     assert_eq!(
         (s["skipped_fresh"].as_u64(), s["written"].as_u64()),
@@ -698,8 +721,25 @@ async fn earnings_refresh_ahead_judges_a_key_by_the_ttl_its_cached_date_would_ge
         .expire("finance:cache:earnings:QQQ", 40_000)
         .await
         .unwrap();
-    let (_, _, err) = run(&["earnings"]);
+    let (_, _, err) = run(&["earnings", "--at", MID_SESSION]);
     assert_eq!(summary(&err, "earnings")["written"].as_u64(), Some(1));
+    // Days before the recorded dates (AAPL 2025-04-30, GOOG 2025-04-23) a key lives until the
+    // start of its day in New York, so both 1 h keys are under half of that and due; QQQ, with
+    // no date, is still fresh.
+    let (_, _, err) = run(&["earnings", "--at", "2025-04-20T12:00:00Z"]);
+    let s = summary(&err, "earnings");
+    assert_eq!(
+        (s["skipped_fresh"].as_u64(), s["written"].as_u64()),
+        (Some(1), Some(2)),
+        "{s}"
+    );
+    assert_ttl(
+        &mut c,
+        "finance:cache:earnings:AAPL",
+        9 * 86_400 + 16 * 3600,
+        "until the earnings day",
+    )
+    .await;
 }
 
 #[tokio::test]

@@ -92,7 +92,7 @@ async fn metrics_show_runs_tickers_upstream_and_integrity_after_real_runs() {
         .respond_with(RecordedQuotes::new(Duration::ZERO))
         .mount(&upstream)
         .await;
-    let (child, base) = daemon(&[
+    let mut env = vec![
         ("FCW_REDIS__URL", server.url()),
         ("FCW_PROVIDER__YAHOO__BASE_URL", upstream.uri()),
         (
@@ -104,7 +104,10 @@ async fn metrics_show_runs_tickers_upstream_and_integrity_after_real_runs() {
         ("FCW_PROVIDER__MAX_RETRIES", "2".into()),
         ("FCW_PROVIDER__EARNINGS", "replay".into()),
         ("FCW_INTEGRITY__GRACE", "0s".into()),
-    ]);
+    ];
+    // Each job runs once, on start: the counts below are of exactly those runs.
+    env.extend(support::START_UP_RUNS_ONLY.map(|(k, v)| (k, v.to_owned())));
+    let (child, base) = daemon(&env);
     let metrics = eventually(30, "metrics of the start-up runs", || async {
         let (_, text) = get(&format!("{base}/metrics")).await?;
         let done = ["stock", "earnings", "integrity"].iter().all(|job| {

@@ -27,6 +27,16 @@ pub const REPLAY: [(&str, &str); 3] = [
     ("FCW_PROVIDER__EARNINGS", "replay"),
 ];
 
+/// Every job scheduled only at midnight New York on 29 February (next in 2028): a daemon under
+/// test makes its start-up runs and no scheduled one, whatever the hour the suite runs at (the
+/// defaults fire every 5 and 15 minutes and at 08:00, and a tick would add runs to count).
+pub const START_UP_RUNS_ONLY: [(&str, &str); 4] = [
+    ("FCW_JOBS__STOCK__SCHEDULE", "0 0 0 29 2 *"),
+    ("FCW_JOBS__OPTIONS__SCHEDULE", "0 0 0 29 2 *"),
+    ("FCW_JOBS__EARNINGS__SCHEDULE", "0 0 0 29 2 *"),
+    ("FCW_JOBS__INTEGRITY__SCHEDULE", "0 0 0 29 2 *"),
+];
+
 /// Runs a command to completion and returns its output (stdout and stderr as text).
 pub fn run(cmd: &mut Command) -> (Option<i32>, String, String) {
     let Output {
