@@ -132,7 +132,7 @@ impl LocalRedis {
 
     fn signal(&self, which: &str) {
         if let Some(pid) = self.pid() {
-            let _ = std::process::Command::new("kill")
+            let _ = Command::new("kill")
                 .arg(which)
                 .arg(pid.to_string())
                 .status();

@@ -191,8 +191,7 @@ impl Upstream {
             self.breaker.admit()?;
             self.throttle().await;
             // A 429 pauses the whole provider; the next attempt waits that out instead of backing off.
-            let paused;
-            let outcome = {
+            let (outcome, paused) = {
                 let _slot = self
                     .slots
                     .acquire()
@@ -202,14 +201,14 @@ impl Upstream {
                 // waits out the pause that answer set, instead of going out right after it.
                 self.wait_out_pause().await;
                 let outcome = self.send(endpoint, url, headers).await;
-                paused =
+                let paused =
                     policy == Policy::Retry && matches!(&outcome, Ok(reply) if reply.status == 429);
                 if let Ok(reply) = &outcome
                     && paused
                 {
                     self.pause_after_429(reply.retry_after);
                 }
-                outcome
+                (outcome, paused)
             };
             stats::upstream_request(self.provider, endpoint, &outcome);
             let error = match outcome {
