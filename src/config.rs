@@ -1421,6 +1421,17 @@ impl Schedule {
             .build()
             .parse(text)
             .map_err(|e| format!("invalid cron expression {text:?} (6 fields with seconds, e.g. \"0 */5 * * * *\"): {e}"))?;
+        // A date that never comes (30 February) parses; a job on it would never run, and its
+        // loop would end, so the daemon's heartbeats would stop and it would be restarted in a
+        // loop. Without a year field, an expression that fires once fires again every 4 years.
+        if cron
+            .find_next_occurrence(&chrono::Utc::now(), false)
+            .is_err()
+        {
+            return Err(format!(
+                "the cron expression {text:?} never fires (a date that does not exist?)"
+            ));
+        }
         Ok(Schedule {
             text: text.to_owned(),
             cron,

@@ -180,6 +180,25 @@ fn bad_durations_are_rejected_with_their_path() {
 }
 
 #[test]
+fn a_schedule_that_never_fires_is_a_config_error() {
+    let (code, out, err) = run(fcw()
+        .arg("check-config")
+        .env("FCW_JOBS__EARNINGS__SCHEDULE", "0 0 0 30 2 *"));
+    assert_eq!(code, Some(2), "{out}{err}");
+    assert!(
+        err.starts_with(
+            "config error: jobs.earnings.schedule: the cron expression \"0 0 0 30 2 *\" never fires"
+        ),
+        "{err}"
+    );
+    // 29 February comes, every four years.
+    let (code, _, err) = run(fcw()
+        .arg("check-config")
+        .env("FCW_JOBS__EARNINGS__SCHEDULE", "0 0 0 29 2 *"));
+    assert_eq!(code, Some(0), "{err}");
+}
+
+#[test]
 fn bad_cron_expressions_are_rejected_with_their_path() {
     let dir = tempfile::tempdir().unwrap();
     for bad in ["*/5 * * * *", "0 61 * * * *", "every five minutes"] {
