@@ -183,6 +183,31 @@ impl Store {
         cmds: &[Cmd],
         atomic: bool,
     ) -> Result<Vec<Value>, StoreError> {
+        let mode = if atomic {
+            Batch::Atomic
+        } else {
+            Batch::Pipeline
+        };
+        self.run_batch(what, cmds, mode).await
+    }
+
+    /// Like a non-atomic [`Store::batch`], except that a command the server refuses (`WRONGTYPE`
+    /// on a key of another type) answers with its `Value::ServerError` instead of failing the
+    /// batch, so one odd key cannot fail the others. A lost connection still fails it all.
+    pub async fn batch_each(
+        &self,
+        what: &'static str,
+        cmds: &[Cmd],
+    ) -> Result<Vec<Value>, StoreError> {
+        self.run_batch(what, cmds, Batch::EachOwnReply).await
+    }
+
+    async fn run_batch(
+        &self,
+        what: &'static str,
+        cmds: &[Cmd],
+        mode: Batch,
+    ) -> Result<Vec<Value>, StoreError> {
         if cmds.is_empty() {
             return Ok(Vec::new());
         }
@@ -190,9 +215,11 @@ impl Store {
             match conn {
                 Conn::Single(_) => {
                     let mut pipe = redis::pipe();
-                    if atomic {
-                        pipe.atomic();
-                    }
+                    match mode {
+                        Batch::Atomic => pipe.atomic(),
+                        Batch::Pipeline => &mut pipe,
+                        Batch::EachOwnReply => pipe.ignore_errors(),
+                    };
                     for cmd in cmds {
                         pipe.add_command(cmd.clone());
                     }
@@ -201,13 +228,28 @@ impl Store {
                 Conn::Cluster(_) => {
                     futures_util::future::try_join_all(cmds.iter().map(|cmd| {
                         let mut conn = conn.clone();
-                        async move { cmd.query_async::<Value>(&mut conn).await }
+                        async move {
+                            match mode {
+                                // The reply as it came, a server error included.
+                                Batch::EachOwnReply => conn.req_packed_command(cmd).await,
+                                _ => cmd.query_async::<Value>(&mut conn).await,
+                            }
+                        }
                     }))
                     .await
                 }
             }
         })
         .await
+    }
+
+    /// The error for a command of `what` that the server refused with `error`.
+    pub fn refused(&self, what: &'static str, error: redis::ServerError) -> StoreError {
+        StoreError::Command {
+            address: self.address.clone(),
+            what,
+            source: error.into(),
+        }
     }
 
     pub async fn ping(&self) -> Result<(), StoreError> {
@@ -316,6 +358,17 @@ impl Store {
             source,
         })
     }
+}
+
+/// How [`Store::run_batch`] sends its commands.
+#[derive(Debug, Clone, Copy)]
+enum Batch {
+    /// `MULTI`/`EXEC` on a single server: all or nothing.
+    Atomic,
+    /// One round trip; the first refused command fails the batch.
+    Pipeline,
+    /// One round trip; each command gets its own reply, errors included.
+    EachOwnReply,
 }
 
 /// A failure of the connection rather than of the command.

@@ -1,5 +1,6 @@
-//! Faults survived: a misbehaving upstream, a stuck Redis, and signals at random moments. After
-//! each, every cache key holds either its previous value or a new valid one, never garbage.
+//! Faults survived: a misbehaving upstream, a stuck Redis, signals at random moments, and keys of
+//! another type where cached values belong. After each, every cache key holds either its
+//! previous value or a new valid one, never garbage.
 
 mod support;
 
@@ -305,5 +306,53 @@ async fn sigterm_at_random_moments_never_leaves_a_half_written_batch() {
             assert_eq!(keys.len(), 40, "a run that finished wrote everything");
             assert_eq!(summary(&err, "stock")["written"].as_u64(), Some(40));
         }
+    }
+}
+
+#[tokio::test]
+async fn a_cache_key_of_another_type_is_overwritten_and_fails_nothing_else() {
+    let server = redis().await;
+    let mut c = conn(&server).await;
+    let _: () = redis::pipe()
+        .sadd("finance:watchlist", &["AAPL", "MSFT", "GOOG"])
+        // Someone else's hash where a cached value belongs: one with no TTL, one with a long
+        // one, which refresh-ahead alone would call fresh.
+        .hset("finance:cache:earnings:MSFT", "next", "2027-01-28")
+        .hset("finance:cache:stock:GOOG", "price", "1")
+        .expire("finance:cache:stock:GOOG", 86_400)
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let (code, _, err) = support::run(
+        fcw()
+            .args(["once", "all"])
+            .env("FCW_REDIS__URL", server.url())
+            .env("FCW_LOG__FORMAT", "json")
+            .envs(support::REPLAY),
+    );
+    assert_eq!(code, Some(0), "{err}");
+    for job in ["stock", "options", "earnings"] {
+        let s = summary(&err, job);
+        assert_eq!(
+            (s["outcome"].as_str(), s["written"].as_u64()),
+            (Some("ok"), Some(3)),
+            "{job}: {s}"
+        );
+    }
+    let warned: Vec<String> = support::log_lines(
+        &err,
+        "a cache key holds another type than a string; it is refetched and overwritten",
+    )
+    .iter()
+    .map(|l| l["key"].as_str().unwrap().to_owned())
+    .collect();
+    assert_eq!(
+        warned,
+        ["finance:cache:stock:GOOG", "finance:cache:earnings:MSFT"]
+    );
+    for key in ["finance:cache:stock:GOOG", "finance:cache:earnings:MSFT"] {
+        let value: String = c.get(key).await.unwrap();
+        let parsed: serde_json::Value = serde_json::from_str(&value).unwrap();
+        assert_eq!(parsed["source"], "replay", "{key}");
     }
 }

@@ -52,6 +52,11 @@ async fn every_job_runs_on_a_cluster() {
             .unwrap();
     }
     let _: () = c.set("finance:cache:stock:UNWATCHED", "{}").await.unwrap();
+    // A key of another type where a cached value belongs is overwritten, failing nothing else.
+    let _: () = c
+        .hset("finance:cache:earnings:C007", "next", "2027-01-28")
+        .await
+        .unwrap();
 
     let (code, _, err) = support::run(&mut once(&cluster, &["all"]));
     assert_eq!(code, Some(0), "{err}");

@@ -129,6 +129,16 @@ impl Job for WarmJob {
     }
 }
 
+/// The type of a key that holds something other than a cached value: the answer to `TYPE`
+/// when it is not `string` (or `none`, a missing key), or `GET`'s `WRONGTYPE` refusal.
+fn foreign_type(reply: &redis::Value) -> Option<&str> {
+    match reply {
+        redis::Value::ServerError(e) if e.code() == "WRONGTYPE" => Some("not a string"),
+        redis::Value::SimpleString(t) if t != "string" && t != "none" => Some(t),
+        _ => None,
+    }
+}
+
 /// A batch write in flight, resolving to the number of values written.
 type Write<'a> = std::pin::Pin<Box<dyn Future<Output = Result<u64, JobError>> + Send + 'a>>;
 
@@ -235,7 +245,8 @@ impl WarmJob {
     }
 
     /// Drops tickers whose key still has more than `refresh_ahead` of the TTL the policy would
-    /// give it now. For earnings, "now" means the TTL of the cached earnings date.
+    /// give it now. For earnings, "now" means the TTL of the cached earnings date. A key of
+    /// another type than a string (an `HSET` by someone else) is due: the write replaces it.
     async fn not_fresh(
         &self,
         ctx: &RunContext,
@@ -244,40 +255,46 @@ impl WarmJob {
     ) -> Result<Vec<Ticker>, JobError> {
         let refresh_ahead = self.name().settings(&ctx.shared.settings).refresh_ahead;
         let keys: Vec<String> = batch.iter().map(|t| keys::cache(self.kind, t)).collect();
-        let with_values = self.kind == CacheKind::Earnings;
-        let mut cmds: Vec<redis::Cmd> = keys
+        // Per key: its PTTL, then its value (earnings, whose date decides the TTL) or its type.
+        let second = if self.kind == CacheKind::Earnings {
+            "GET"
+        } else {
+            "TYPE"
+        };
+        let cmds: Vec<redis::Cmd> = ["PTTL", second]
             .iter()
-            .map(|k| redis::Cmd::new().arg("PTTL").arg(k).to_owned())
+            .flat_map(|name| keys.iter().map(|k| redis::cmd(name).arg(k).to_owned()))
             .collect();
-        if with_values {
-            cmds.extend(
-                keys.iter()
-                    .map(|k| redis::Cmd::new().arg("GET").arg(k).to_owned()),
-            );
-        }
-        let mut replies = ctx.shared.store.batch("PTTL batch", &cmds, false).await?;
-        let values = replies.split_off(keys.len());
-        let ttls: Vec<i64> = replies
-            .into_iter()
-            .map(|v| redis::from_redis_value(v).unwrap_or(-2))
-            .collect();
-        let values: Vec<Option<Vec<u8>>> = values
-            .into_iter()
-            .map(|v| redis::from_redis_value(v).ok().flatten())
-            .collect();
+        let mut replies = ctx.shared.store.batch_each("PTTL batch", &cmds).await?;
+        let seconds = replies.split_off(keys.len());
         let policy = &ctx.shared.policy;
         let cal = &ctx.shared.calendar;
         let mut due = Vec::with_capacity(batch.len());
-        for (i, ticker) in batch.into_iter().enumerate() {
-            let remaining_ms = ttls[i];
+        for ((ticker, key), (ttl, second)) in batch
+            .into_iter()
+            .zip(&keys)
+            .zip(replies.into_iter().zip(seconds))
+        {
+            if let redis::Value::ServerError(e) = &second
+                && foreign_type(&second).is_none()
+            {
+                // Refused for another reason than the type (an ACL, say): the run's problem.
+                return Err(ctx.shared.store.refused("PTTL batch", e.clone()).into());
+            }
+            let remaining_ms: i64 = redis::from_redis_value(ttl).unwrap_or(-2);
+            if let Some(kind) = foreign_type(&second) {
+                tracing::warn!(key = %key, r#type = %kind, "a cache key holds another type than a string; it is refetched and overwritten");
+                due.push(ticker);
+                continue;
+            }
             let full = match self.kind {
                 CacheKind::Stock => policy.stock.ttl(cal, now),
                 CacheKind::Options => policy.options.ttl(cal, now),
                 CacheKind::Earnings => {
-                    let cached = values
-                        .get(i)
-                        .and_then(|v| v.as_deref())
-                        .and_then(|v| codec::decode(v, codec::MAX_JSON_BYTES).ok())
+                    let cached = redis::from_redis_value::<Option<Vec<u8>>>(second)
+                        .ok()
+                        .flatten()
+                        .and_then(|v| codec::decode(&v, codec::MAX_JSON_BYTES).ok())
                         .and_then(|v| serde_json::from_slice::<Earnings>(&v).ok());
                     match cached {
                         Some(e) => policy.earnings.ttl(cal, now, e.earnings_date),
