@@ -65,6 +65,8 @@ pub struct IntegritySettings {
     pub dry_run: bool,
     pub scan_count: u32,
     pub prune_unwatched: bool,
+    /// A prune that would delete more than this fraction of the cache keys is skipped.
+    pub prune_max_fraction: f64,
     pub rules: Vec<IntegrityRule>,
 }
 
@@ -79,9 +81,21 @@ pub struct IntegrityRule {
     pub reindex: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub object_pattern: Option<String>,
+    /// The Redis type of the objects (`reindex` only); default `string`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object_type: Option<String>,
 }
 
+/// What `object_type` may name: the types `SCAN ... TYPE` filters on.
+pub const OBJECT_TYPES: [&str; 6] = ["string", "hash", "list", "set", "zset", "stream"];
+
 impl IntegrityRule {
+    /// The type `reindex` looks for: keys of another type under `object_pattern` are not
+    /// objects (a `finance:position:42:history` list is not position `42:history`).
+    pub fn object_type(&self) -> &str {
+        self.object_type.as_deref().unwrap_or("string")
+    }
+
     /// Whether `index` names many sets (a glob pattern) rather than one.
     pub fn is_pattern(&self) -> bool {
         self.index.contains(['*', '?', '['])
@@ -943,6 +957,12 @@ impl Settings {
                 format!("{} is outside 1..={MAX_BATCH}", i.scan_count),
             ));
         }
+        if !(0.0..=1.0).contains(&i.prune_max_fraction) {
+            return Err((
+                "integrity.prune_max_fraction".into(),
+                format!("{} is not a fraction in [0, 1]", i.prune_max_fraction),
+            ));
+        }
         for (n, rule) in i.rules.iter().enumerate() {
             let key = |field: &str| format!("integrity.rules[{n}].{field}");
             if rule.index.is_empty() {
@@ -969,6 +989,18 @@ impl Settings {
                     return Err((
                         key("object_pattern"),
                         "only used with reindex = true".into(),
+                    ));
+                }
+                _ => {}
+            }
+            match &rule.object_type {
+                Some(_) if !rule.reindex => {
+                    return Err((key("object_type"), "only used with reindex = true".into()));
+                }
+                Some(t) if !OBJECT_TYPES.contains(&t.as_str()) => {
+                    return Err((
+                        key("object_type"),
+                        format!("{t:?} is not one of {}", OBJECT_TYPES.join(", ")),
                     ));
                 }
                 _ => {}

@@ -18,6 +18,7 @@ use finance_cache_warmer::shutdown::Shutdown;
 use finance_cache_warmer::store::Store;
 use redis::AsyncCommands;
 use support::{conn, fcw, log_lines, redis, summary};
+use tokio::io::AsyncBufReadExt;
 
 /// `once integrity` with `config` (TOML) on top of the defaults.
 fn once(server: &LocalRedis, config: &str, args: &[&str]) -> (Option<i32>, String) {
@@ -394,6 +395,18 @@ fn rule_config_is_checked() {
             "[[integrity.rules]]\nindex = \"i\"\nmember_key = \"o:{member}\"\nbogus = 1\n",
             "integrity.rules[0].bogus: unknown field `bogus`",
         ),
+        (
+            "[[integrity.rules]]\nindex = \"i\"\nmember_key = \"o:{member}\"\nreindex = true\nobject_pattern = \"o:*\"\nobject_type = \"json\"\n",
+            "integrity.rules[0].object_type: \"json\" is not one of string, hash, list, set, zset, stream",
+        ),
+        (
+            "[[integrity.rules]]\nindex = \"i\"\nmember_key = \"o:{member}\"\nobject_type = \"hash\"\n",
+            "integrity.rules[0].object_type: only used with reindex = true",
+        ),
+        (
+            "[integrity]\nprune_max_fraction = 1.5\n",
+            "integrity.prune_max_fraction: 1.5 is not a fraction in [0, 1]",
+        ),
     ];
     for (toml, want) in cases {
         let dir = tempfile::tempdir().unwrap();
@@ -415,4 +428,163 @@ fn rule_config_is_checked() {
     let s = finance_cache_warmer::config::load_from(Some(Path::new(&file)), Vec::new()).unwrap();
     assert_eq!(s.integrity.rules.len(), 1);
     assert_eq!(Settings::defaults().unwrap().integrity.rules.len(), 3);
+}
+
+/// Positions indexed by id, with `reindex` on.
+const REINDEX: &str = r#"
+[integrity]
+grace = "0s"
+[[integrity.rules]]
+index = "finance:positions:index"
+member_key = "finance:position:{member}"
+reindex = true
+object_pattern = "finance:position:*"
+"#;
+
+#[tokio::test]
+async fn reindex_adds_only_objects_of_the_rules_type() {
+    let server = redis().await;
+    let mut c = conn(&server).await;
+    let _: () = redis::pipe()
+        .sadd("finance:positions:index", "42")
+        .set("finance:position:42", "{}")
+        .rpush("finance:position:42:history", "opened")
+        .set("finance:position:43", "{}")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let (code, err) = once(&server, REINDEX, &[]);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(summary(&err, "integrity")["reindexed"].as_u64(), Some(1));
+    // A list under the pattern is not position "42:history"; a hash rule would take hashes.
+    assert_eq!(
+        members(&mut c, "finance:positions:index").await,
+        set_of(&[b"42", b"43"])
+    );
+    let _: () = c.hset("finance:position:44", "qty", "1").await.unwrap();
+    let (code, err) = once(&server, &format!("{REINDEX}object_type = \"hash\"\n"), &[]);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(
+        members(&mut c, "finance:positions:index").await,
+        set_of(&[b"42", b"43", b"44"])
+    );
+}
+
+#[tokio::test]
+async fn reindex_waits_out_the_grace_and_skips_an_object_deleted_meanwhile() {
+    let server = redis().await;
+    let mut c = conn(&server).await;
+    // 45 and 46 are unindexed; the app is deleting 46 (id out of the index first, then the object).
+    let _: () = redis::pipe()
+        .set("finance:position:45", "{}")
+        .set("finance:position:46", "{}")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("c.toml");
+    std::fs::write(&file, REINDEX.replace("grace = \"0s\"", "grace = \"2s\"")).unwrap();
+    let mut child = tokio::process::Command::from(fcw())
+        .arg("-c")
+        .arg(&file)
+        .args(["once", "integrity"])
+        .env("FCW_REDIS__URL", server.url())
+        .env("FCW_LOG__FORMAT", "json")
+        .env(
+            "FCW_LOG__LEVEL",
+            "info,finance_cache_warmer::jobs::integrity=debug",
+        )
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut seen = Vec::new();
+    let started = Instant::now();
+    // Both are suspects as soon as the scan has seen them ...
+    while seen
+        .iter()
+        .filter(|l: &&String| l.contains("re-added after the grace"))
+        .count()
+        < 2
+    {
+        let line = tokio::time::timeout(Duration::from_secs(10), lines.next_line())
+            .await
+            .expect("a log line")
+            .unwrap()
+            .expect("the run is still going");
+        seen.push(line);
+    }
+    // ... and the app finishes deleting 46 within the grace.
+    let _: () = c.del("finance:position:46").await.unwrap();
+    while let Some(line) = lines.next_line().await.unwrap() {
+        seen.push(line);
+    }
+    assert_eq!(child.wait().await.unwrap().code(), Some(0));
+    assert!(
+        started.elapsed() >= Duration::from_secs(2),
+        "the grace was waited out"
+    );
+    assert_eq!(
+        members(&mut c, "finance:positions:index").await,
+        set_of(&[b"45"])
+    );
+    assert_eq!(
+        summary(&seen.join("\n"), "integrity")["reindexed"].as_u64(),
+        Some(1)
+    );
+}
+
+#[tokio::test]
+async fn prune_unwatched_refuses_to_empty_the_cache() {
+    let server = redis().await;
+    let mut c = conn(&server).await;
+    let _: () = redis::pipe()
+        .set("finance:cache:stock:AAPL", "{}")
+        .set("finance:cache:stock:MSFT", "{}")
+        .set("finance:cache:options:MSFT", "{}")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let prune = format!("{NO_GRACE}prune_unwatched = true\n");
+    let cached = async |c: &mut redis::aio::MultiplexedConnection| -> usize {
+        let keys: Vec<String> = c.keys("finance:cache:*").await.unwrap();
+        keys.len()
+    };
+    // No watchlist at all, then one with nothing valid in it: nothing is pruned.
+    for watchlist in [None, Some("not a ticker!")] {
+        if let Some(member) = watchlist {
+            let _: () = c.sadd("finance:watchlist", member).await.unwrap();
+        }
+        let (code, err) = once(&server, &prune, &[]);
+        assert_eq!(code, Some(0), "{err}");
+        assert_eq!(summary(&err, "integrity")["pruned"].as_u64(), Some(0));
+        assert_eq!(
+            log_lines(&err, "not pruning: the watchlist holds no valid ticker, and pruning would delete every cached value").len(),
+            1,
+            "{err}"
+        );
+        assert_eq!(cached(&mut c).await, 3);
+    }
+    // Watching AAPL only would delete 2 of 3 cache keys: over the default half, skipped ...
+    let _: () = c.sadd("finance:watchlist", "AAPL").await.unwrap();
+    let (code, err) = once(&server, &prune, &[]);
+    assert_eq!(code, Some(0), "{err}");
+    let skipped = log_lines(
+        &err,
+        "not pruning: it would delete more than integrity.prune_max_fraction of the cache keys",
+    );
+    assert_eq!(
+        (
+            skipped[0]["would_delete"].as_u64(),
+            skipped[0]["cache_keys"].as_u64()
+        ),
+        (Some(2), Some(3))
+    );
+    assert_eq!(cached(&mut c).await, 3);
+    // ... and done when the operator allows that much.
+    let (code, err) = once(&server, &format!("{prune}prune_max_fraction = 0.7\n"), &[]);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(summary(&err, "integrity")["pruned"].as_u64(), Some(2));
+    assert_eq!(cached(&mut c).await, 1);
 }

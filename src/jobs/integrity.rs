@@ -11,6 +11,10 @@
 //!
 //! SSCAN returns every member present for the whole scan at least once (maybe twice: removal
 //! is idempotent); members added during the scan may be missed and are checked by the next run.
+//!
+//! `reindex` is the mirror image: an object (a key of the rule's `object_type`) missing from its
+//! index is re-added only if it still exists, still unindexed, a grace after it was first seen
+//! (a writer removes the id from the index a moment before deleting the object).
 
 use std::collections::{HashSet, VecDeque};
 use std::hash::{BuildHasher, RandomState};
@@ -20,7 +24,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use redis::{Cmd, Script, Value};
 
-use crate::config::IntegrityRule;
+use crate::config::{IntegrityRule, IntegritySettings, OBJECT_TYPES};
 use crate::jobs::watchlist::{WatchlistReader, escape};
 use crate::jobs::{Job, JobError, JobName, RunContext, RunReport};
 use crate::keys::{self, MemberKey};
@@ -65,7 +69,7 @@ pub struct RuleReport {
     pub duration: Duration,
 }
 
-/// A member seen without its object.
+/// A member seen without its object, or (reindex) an object seen without its member.
 struct Suspect {
     rule: usize,
     index: Arc<[u8]>,
@@ -74,14 +78,47 @@ struct Suspect {
     seen_missing: Instant,
 }
 
-/// The suspects waiting out the grace, oldest first, and what removing them did.
+/// What a [`Sweeper`] does to a suspect that is still one after the grace.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Repair {
+    /// Remove the member: its object is still missing.
+    Remove,
+    /// Re-add the member: its object still exists and is still not indexed.
+    Reindex,
+}
+
+/// The suspects waiting out the grace, oldest first, and what repairing them did.
 struct Sweeper<'a> {
     store: &'a Store,
     grace: Duration,
     dry_run: bool,
     chunk: usize,
     queue: VecDeque<Suspect>,
-    remove: Script,
+    repair: Repair,
+    /// [`CHECK_AND_REMOVE`] or [`CHECK_AND_ADD`].
+    script: Script,
+}
+
+impl<'a> Sweeper<'a> {
+    fn new(
+        settings: &IntegritySettings,
+        store: &'a Store,
+        dry_run: bool,
+        repair: Repair,
+    ) -> Sweeper<'a> {
+        Sweeper {
+            store,
+            grace: settings.grace.get(),
+            dry_run,
+            chunk: settings.scan_count as usize,
+            queue: VecDeque::new(),
+            repair,
+            script: Script::new(match repair {
+                Repair::Remove => CHECK_AND_REMOVE,
+                Repair::Reindex => CHECK_AND_ADD,
+            }),
+        }
+    }
 }
 
 /// How far [`Sweeper::sweep`] goes.
@@ -96,7 +133,7 @@ enum Sweep {
 }
 
 impl Sweeper<'_> {
-    /// Removes (or, dry, counts) suspects that have been missing for the whole grace, one chunk
+    /// Repairs (or, dry, counts) suspects that have been suspects for the whole grace, one chunk
     /// per round trip.
     async fn sweep(&mut self, reports: &mut [RuleReport], mode: Sweep) -> Result<(), StoreError> {
         loop {
@@ -117,9 +154,13 @@ impl Sweeper<'_> {
                 continue;
             }
             let batch: Vec<Suspect> = self.queue.drain(..aged).collect();
-            let removed = self.remove_aged(&batch).await?;
-            for (suspect, gone) in batch.iter().zip(removed) {
-                reports[suspect.rule].removed += u64::from(gone);
+            let repaired = self.repair_aged(&batch).await?;
+            for (suspect, done) in batch.iter().zip(repaired) {
+                let report = &mut reports[suspect.rule];
+                match self.repair {
+                    Repair::Remove => report.removed += u64::from(done),
+                    Repair::Reindex => report.reindexed += u64::from(done),
+                }
             }
         }
     }
@@ -133,47 +174,52 @@ impl Sweeper<'_> {
             .count()
     }
 
-    /// Removes the aged suspects whose object is still missing (dry: only says which). On a
-    /// single server the script re-checks and removes atomically; on a cluster the index and the
-    /// object may live on different nodes, where no script can touch both, so it re-checks with
-    /// `EXISTS` and then `SREM`s. The race left there: an object written in the moment between
-    /// the two loses its index entry (the grace already covers writers that add the index entry
-    /// first; an object-first writer is unaffected).
-    async fn remove_aged(&self, aged: &[Suspect]) -> Result<Vec<bool>, StoreError> {
+    /// Repairs the aged suspects that still are ones (dry: only says which). On a single
+    /// server the script re-checks and repairs atomically; on a cluster the index and the object
+    /// may live on different nodes, where no script can touch both, so it re-checks with
+    /// `EXISTS` and then `SREM`s (or `SADD`s). The race left there: an object written (or
+    /// deleted) in the round trip between the two is missed and its member removed (or re-added)
+    /// all the same; the next run repairs a re-added one, not a removed one. A writer that adds
+    /// the object before the index entry and removes the entry before the object, and does not
+    /// reuse ids, never meets it; the others are covered by the grace only.
+    async fn repair_aged(&self, aged: &[Suspect]) -> Result<Vec<bool>, StoreError> {
+        let (command, wanted) = match self.repair {
+            Repair::Remove => ("SREM", false),
+            Repair::Reindex => ("SADD", true),
+        };
         if self.dry_run || self.store.is_cluster() {
             let objects: Vec<Vec<u8>> = aged.iter().map(|s| s.object.clone()).collect();
-            let missing: Vec<bool> = exists_all(self.store, &objects)
+            let still: Vec<bool> = exists_all(self.store, &objects)
                 .await?
                 .into_iter()
-                .map(|e| !e)
+                .map(|e| e == wanted)
                 .collect();
             if self.dry_run {
-                return Ok(missing);
+                return Ok(still);
             }
-            let srem: Vec<Cmd> = aged
+            let cmds: Vec<Cmd> = aged
                 .iter()
-                .zip(&missing)
-                .filter(|(_, m)| **m)
+                .zip(&still)
+                .filter(|(_, s)| **s)
                 .map(|(s, _)| {
                     Cmd::new()
-                        .arg("SREM")
+                        .arg(command)
                         .arg(&*s.index)
                         .arg(&s.member)
                         .to_owned()
                 })
                 .collect();
-            let mut removed =
-                ints(self.store.batch("SREM orphans", &srem, false).await?).into_iter();
-            return Ok(missing
+            let mut changed = ints(self.store.batch(command, &cmds, false).await?).into_iter();
+            return Ok(still
                 .iter()
-                .map(|m| *m && removed.next() == Some(1))
+                .map(|s| *s && changed.next() == Some(1))
                 .collect());
         }
         let cmds: Vec<Cmd> = aged
             .iter()
-            .map(|s| evalsha(&self.remove, &s.index, &s.object, &s.member))
+            .map(|s| evalsha(&self.script, &s.index, &s.object, &s.member))
             .collect();
-        Ok(ints(run_scripts(self.store, &self.remove, &cmds).await?)
+        Ok(ints(run_scripts(self.store, &self.script, &cmds).await?)
             .into_iter()
             .map(|r| r == 1)
             .collect())
@@ -235,14 +281,7 @@ impl Job for IntegrityJob {
         let dry_run = settings.dry_run || ctx.options.dry_run;
         let rules = &settings.rules;
         let mut reports = vec![RuleReport::default(); rules.len()];
-        let mut sweeper = Sweeper {
-            store,
-            grace: settings.grace.get(),
-            dry_run,
-            chunk: settings.scan_count as usize,
-            queue: VecDeque::new(),
-            remove: Script::new(CHECK_AND_REMOVE),
-        };
+        let mut sweeper = Sweeper::new(settings, store, dry_run, Repair::Remove);
         let started = Instant::now();
         let mut report = RunReport::default();
         for (n, rule) in rules.iter().enumerate() {
@@ -263,15 +302,17 @@ impl Job for IntegrityJob {
         }
         // One run waits the grace out itself: every orphan present at its start is handled now.
         sweeper.sweep(&mut reports, Sweep::All).await?;
+        let mut reindexer = Sweeper::new(settings, store, dry_run, Repair::Reindex);
         for (n, rule) in rules.iter().enumerate() {
             if rule.reindex && reports[n].error.is_none() && !report.interrupted {
                 let rule_started = Instant::now();
-                reports[n].reindexed = reindex(store, rule, settings.scan_count, dry_run).await?;
+                reindex(store, n, rule, &mut reindexer, &mut reports).await?;
                 reports[n].duration += rule_started.elapsed();
             }
         }
+        reindexer.sweep(&mut reports, Sweep::All).await?;
         let pruned = if settings.prune_unwatched && !report.interrupted {
-            prune_unwatched(store, settings.scan_count, dry_run).await?
+            prune_unwatched(store, settings, dry_run).await?
         } else {
             0
         };
@@ -414,76 +455,69 @@ async fn exists_all(store: &Store, objects: &[Vec<u8>]) -> Result<Vec<bool>, Sto
         .collect())
 }
 
-/// Re-adds objects that exist but are missing from the rule's index. Returns how many (dry: how
-/// many would be). The add re-checks that the object exists: atomically by script on a single
-/// server, by `EXISTS` then `SADD` on a cluster.
+/// Queues objects of the rule's type that are missing from its index, for `sweeper` to re-add
+/// once they have stayed so for the grace.
 async fn reindex(
     store: &Store,
+    n: usize,
     rule: &IntegrityRule,
-    count: u32,
-    dry_run: bool,
-) -> Result<u64, StoreError> {
+    sweeper: &mut Sweeper<'_>,
+    reports: &mut [RuleReport],
+) -> Result<(), StoreError> {
     let pattern = rule.object_pattern.as_deref().unwrap_or_default();
     let template = MemberKey::parse(&rule.member_key);
-    let add = Script::new(CHECK_AND_ADD);
-    let mut added = 0;
-    let mut scan = KeyScan::new(store, pattern, None, count).await?;
+    let index: Arc<[u8]> = rule.index.as_bytes().into();
+    // `SCAN ... TYPE` wants a name that lives as long as the scan: the validated one's twin.
+    let object_type = OBJECT_TYPES.into_iter().find(|t| *t == rule.object_type());
+    let mut scan = KeyScan::new(store, pattern, object_type, sweeper.chunk as u32).await?;
     while let Some(page) = scan.next_page().await? {
-        let candidates: Vec<(&[u8], &[u8])> = page
-            .iter()
+        let candidates: Vec<(Vec<u8>, Vec<u8>)> = page
+            .into_iter()
             .filter(|key| key.as_slice() != rule.index.as_bytes())
-            .filter_map(|key| template.member(key).map(|m| (key.as_slice(), m)))
+            .filter_map(|key| Some((template.member(&key)?.to_vec(), key)))
             .collect();
         let present: Vec<Cmd> = candidates
             .iter()
-            .map(|(_, m)| {
+            .map(|(m, _)| {
                 Cmd::new()
                     .arg("SISMEMBER")
                     .arg(&rule.index)
-                    .arg(*m)
+                    .arg(m)
                     .to_owned()
             })
             .collect();
         let present = ints(store.batch("SISMEMBER chunk", &present, false).await?);
-        let missing: Vec<&(&[u8], &[u8])> = candidates
-            .iter()
-            .zip(present)
-            .filter(|(_, p)| *p == 0)
-            .map(|(c, _)| c)
-            .collect();
-        if dry_run {
-            added += missing.len() as u64;
-        } else if store.is_cluster() {
-            let objects: Vec<Vec<u8>> = missing.iter().map(|(o, _)| o.to_vec()).collect();
-            let exists = exists_all(store, &objects).await?;
-            let sadd: Vec<Cmd> = missing
-                .iter()
-                .zip(exists)
-                .filter(|(_, e)| *e)
-                .map(|((_, m), _)| Cmd::new().arg("SADD").arg(&rule.index).arg(*m).to_owned())
-                .collect();
-            added += ints(store.batch("SADD reindex", &sadd, false).await?)
-                .into_iter()
-                .filter(|n| *n == 1)
-                .count() as u64;
-        } else {
-            let cmds: Vec<Cmd> = missing
-                .iter()
-                .map(|(o, m)| evalsha(&add, rule.index.as_bytes(), o, m))
-                .collect();
-            added += ints(run_scripts(store, &add, &cmds).await?)
-                .into_iter()
-                .filter(|n| *n == 1)
-                .count() as u64;
+        let now = Instant::now();
+        for ((member, object), present) in candidates.into_iter().zip(present) {
+            if present == 0 {
+                tracing::debug!(index = %rule.index, member = %escape(&member), "object missing from its index; re-added after the grace if it still exists");
+                sweeper.queue.push_back(Suspect {
+                    rule: n,
+                    index: index.clone(),
+                    member,
+                    object,
+                    seen_missing: now,
+                });
+            }
         }
+        sweeper.sweep(reports, Sweep::FullChunks).await?;
+        sweeper.sweep(reports, Sweep::Room).await?;
     }
-    Ok(added)
+    Ok(())
 }
 
 /// Deletes cache keys whose ticker is no longer in the watchlist. Returns how many (dry: how
 /// many would be). A ticker added to the watchlist meanwhile loses at most one cached value,
-/// which the next warming run writes again.
-async fn prune_unwatched(store: &Store, count: u32, dry_run: bool) -> Result<u64, StoreError> {
+/// which the next warming run writes again. Skipped, with a warning, when the watchlist holds no
+/// valid ticker (missing, emptied while the app rewrites it, the wrong key) or when more than
+/// `prune_max_fraction` of the cache keys would go: both look like a mistake, not like tickers
+/// that left the watchlist.
+async fn prune_unwatched(
+    store: &Store,
+    settings: &IntegritySettings,
+    dry_run: bool,
+) -> Result<u64, StoreError> {
+    let count = settings.scan_count;
     // The watched tickers (normalised as the warming jobs do), as 8-byte hashes: a
     // 100,000-member watchlist costs a few MB.
     let hasher = RandomState::new();
@@ -492,24 +526,46 @@ async fn prune_unwatched(store: &Store, count: u32, dry_run: bool) -> Result<u64
     while let Some(batch) = reader.next_batch(count as usize).await? {
         watched.extend(batch.iter().map(|t| hasher.hash_one(t.as_str())));
     }
+    if watched.is_empty() {
+        tracing::warn!(
+            watchlist = keys::WATCHLIST,
+            "not pruning: the watchlist holds no valid ticker, and pruning would delete every cached value"
+        );
+        return Ok(0);
+    }
+    let unwatched = |key: &[u8]| {
+        keys::parse_cache(key).is_some_and(|(_, t)| !watched.contains(&hasher.hash_one(t.as_str())))
+    };
+    // A first pass only counts, so a prune that would go too far deletes nothing.
+    let (mut total, mut doomed) = (0u64, 0u64);
+    let mut scan = KeyScan::new(store, keys::CACHE_PATTERN, None, count).await?;
+    while let Some(page) = scan.next_page().await? {
+        total += page.len() as u64;
+        doomed += page.iter().filter(|key| unwatched(key)).count() as u64;
+    }
+    if doomed as f64 > settings.prune_max_fraction * total as f64 {
+        tracing::warn!(
+            would_delete = doomed,
+            cache_keys = total,
+            limit = settings.prune_max_fraction,
+            "not pruning: it would delete more than integrity.prune_max_fraction of the cache keys"
+        );
+        return Ok(0);
+    }
+    if dry_run {
+        return Ok(doomed);
+    }
     let mut pruned = 0;
     let mut scan = KeyScan::new(store, keys::CACHE_PATTERN, None, count).await?;
     while let Some(page) = scan.next_page().await? {
-        let unwatched: Vec<Cmd> = page
+        let cmds: Vec<Cmd> = page
             .iter()
-            .filter(|key| {
-                keys::parse_cache(key)
-                    .is_some_and(|(_, t)| !watched.contains(&hasher.hash_one(t.as_str())))
-            })
+            .filter(|key| unwatched(key))
             .map(|key| Cmd::new().arg("UNLINK").arg(key).to_owned())
             .collect();
-        if dry_run {
-            pruned += unwatched.len() as u64;
-        } else {
-            pruned += ints(store.batch("UNLINK unwatched", &unwatched, false).await?)
-                .into_iter()
-                .sum::<i64>() as u64;
-        }
+        pruned += ints(store.batch("UNLINK unwatched", &cmds, false).await?)
+            .into_iter()
+            .sum::<i64>() as u64;
     }
     Ok(pruned)
 }
