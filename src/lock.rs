@@ -1,17 +1,28 @@
-//! The per-job Redis lock that keeps replicas from running the same job at once.
+//! The per-job Redis lock that keeps replicas from running the same job at once, and the fence
+//! that keeps a run that lost it from writing.
 //!
 //! `SET key value NX PX ttl` with a value unique to this run; renewed every `ttl/3` by a script
 //! that extends it only if it still holds our value; released by a compare-and-delete script, so
-//! a run never deletes a lock another run took after ours expired. This saves upstream quota;
-//! the cache stays correct without it (writes are idempotent).
+//! a run never deletes a lock another run took after ours expired.
+//!
+//! A lock alone does not stop a run that was paused past its TTL (SIGSTOP, a VM pause, a long
+//! stall) from waking up and writing the older answers it holds over newer ones. Its writes go
+//! through the lock's [`Fence`]: on a single server a script applies them only while the lock
+//! still holds this run's value, atomically; on a cluster, where the lock and the cache keys live
+//! in different slots and no script can touch both, only while the lease this run last renewed
+//! has not run out by its own clock, which narrows the window to one round trip but cannot close
+//! it.
 
+use std::collections::VecDeque;
+use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Duration;
 
 use chrono::Utc;
-use redis::Script;
+use redis::{Cmd, Script};
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::store::{Store, StoreError, is_transient};
+use crate::store::{Batch, Store, StoreError, is_transient};
 
 /// Extends the lock only while it still holds our value.
 const RENEW: &str = r"
@@ -27,13 +38,46 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then
 end
 return 0";
 
+/// Runs one command on each of KEYS[2..] only while the lock KEYS[1] holds ARGV[1]. ARGV[2] is
+/// the command; then, per key, the number of its arguments and the arguments. Returns how many
+/// keys it wrote, or -1 when the lock is another run's (and nothing was written).
+const FENCED: &str = r"
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then
+  return -1
+end
+local at = 3
+for i = 2, #KEYS do
+  local n = tonumber(ARGV[at])
+  redis.call(ARGV[2], KEYS[i], unpack(ARGV, at + 1, at + n))
+  at = at + n + 1
+end
+return #KEYS - 1";
+
+static FENCED_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(FENCED));
+
+/// Lock values this process sent whose `SET` never answered (a timeout: the server may still
+/// have applied it). Such a lock is ours to take back; any other value, even one naming this
+/// host and pid (two containers can share both), belongs to someone else. A handful is plenty:
+/// a leftover expires within its TTL anyway.
+static UNCONFIRMED: LazyLock<Mutex<VecDeque<String>>> = LazyLock::new(Default::default);
+const UNCONFIRMED_KEPT: usize = 16;
+
 /// A held lock. Dropping it stops the renewals; call [`Lock::release`] to free it at once.
 pub struct Lock {
+    fence: Fence,
+    stop_renewing: CancellationToken,
+    lost: CancellationToken,
+}
+
+/// Writes that apply only while a run holds its lock. Cheap to clone.
+#[derive(Clone)]
+pub struct Fence {
     store: Store,
     key: String,
     value: String,
-    stop_renewing: CancellationToken,
-    lost: CancellationToken,
+    /// When the lease runs out by this process's clock: the last successful renewal (or the
+    /// acquisition) was sent at most `ttl` before it.
+    lease_until: Arc<Mutex<Instant>>,
 }
 
 impl Lock {
@@ -51,51 +95,43 @@ impl Lock {
             "since": crate::model::rfc3339(Utc::now()),
         })
         .to_string();
-        let ttl_ms = ttl.as_millis() as u64;
-        let set = || {
-            store.retry("SET NX lock", |mut conn| {
-                let (key, value) = (key.to_owned(), value.clone());
-                async move {
-                    redis::cmd("SET")
-                        .arg(key)
-                        .arg(value)
-                        .arg("NX")
-                        .arg("PX")
-                        .arg(ttl_ms)
-                        .query_async::<Option<String>>(&mut conn)
-                        .await
-                }
-            })
-        };
-        if set().await?.is_none() {
-            // A lock of this very process is a leftover: a SET whose reply timed out (the server
-            // was stuck) may still have been applied. No run of this job is going on here (the
-            // runner never overlaps one), so take it back instead of idling until it expires.
+        let mut taken = set_nx(store, key, &value, ttl).await?;
+        if taken.is_none() {
+            // Ours if this process sent it and never heard back: a SET whose reply timed out
+            // (the server was stuck) may still have been applied, by this call's own retry
+            // or by an earlier run. No run of this job is going on here (the runner never
+            // overlaps one), so take it back instead of idling until it expires.
             match Lock::holder(store, key).await? {
-                Some(holder) if is_ours(&holder) => {
-                    let mut conn = store.connection();
-                    let _: i64 = Script::new(RELEASE)
-                        .key(key)
-                        .arg(&holder)
-                        .invoke_async(&mut conn)
-                        .await
-                        .map_err(|source| StoreError::Command {
-                            address: store.address().to_owned(),
-                            what: "reclaim lock",
-                            source,
-                        })?;
+                Some(holder) if holder == value || unconfirmed(&holder, false) => {
+                    store
+                        .retry("reclaim lock", |mut conn| {
+                            let (key, holder) = (key.to_owned(), holder.clone());
+                            async move {
+                                Script::new(RELEASE)
+                                    .key(key)
+                                    .arg(holder)
+                                    .invoke_async::<i64>(&mut conn)
+                                    .await
+                            }
+                        })
+                        .await?;
+                    unconfirmed(&holder, true);
                     tracing::info!(lock = %key, "reclaimed a job lock this process had left behind");
-                    if set().await?.is_none() {
-                        return Ok(None);
-                    }
+                    taken = set_nx(store, key, &value, ttl).await?;
                 }
-                _ => return Ok(None),
+                _ => {}
             }
         }
+        let Some(sent) = taken else {
+            return Ok(None);
+        };
         let lock = Lock {
-            store: store.clone(),
-            key: key.to_owned(),
-            value,
+            fence: Fence {
+                store: store.clone(),
+                key: key.to_owned(),
+                value,
+                lease_until: Arc::new(Mutex::new(sent + ttl)),
+            },
             stop_renewing: CancellationToken::new(),
             lost: CancellationToken::new(),
         };
@@ -109,6 +145,11 @@ impl Lock {
         self.lost.clone()
     }
 
+    /// The fence for this run's writes.
+    pub fn fence(&self) -> Fence {
+        self.fence.clone()
+    }
+
     /// Who holds `key` now (the lock's value), if anyone.
     pub async fn holder(store: &Store, key: &str) -> Result<Option<String>, StoreError> {
         store
@@ -120,36 +161,40 @@ impl Lock {
     }
 
     fn spawn_renewals(&self, ttl: Duration) {
-        let (store, key, value) = (self.store.clone(), self.key.clone(), self.value.clone());
+        let fence = self.fence.clone();
         let (stop, lost) = (self.stop_renewing.clone(), self.lost.clone());
         tokio::spawn(async move {
             let script = Script::new(RENEW);
-            let mut last_renewed = tokio::time::Instant::now();
+            let mut last_renewed = Instant::now();
             loop {
                 tokio::select! {
                     _ = stop.cancelled() => return,
                     _ = tokio::time::sleep(ttl / 3) => {}
                 }
-                let mut conn = store.connection();
+                let mut conn = fence.store.connection();
+                let sent = Instant::now();
                 let renewed: Result<i64, _> = script
-                    .key(&key)
-                    .arg(&value)
+                    .key(&fence.key)
+                    .arg(&fence.value)
                     .arg(ttl.as_millis() as u64)
                     .invoke_async(&mut conn)
                     .await;
                 match renewed {
-                    Ok(1) => last_renewed = tokio::time::Instant::now(),
+                    Ok(1) => {
+                        last_renewed = sent;
+                        *fence.lease_until.lock().expect("lease lock") = sent + ttl;
+                    }
                     Ok(_) => {
-                        tracing::warn!(lock = %key, "lost the job lock (it expired and was taken); stopping the run");
+                        tracing::warn!(lock = %fence.key, "lost the job lock (it expired and was taken); stopping the run");
                         lost.cancel();
                         return;
                     }
                     // A Redis blip: keep trying until the lease would have run out.
                     Err(e) if is_transient(&e) && last_renewed.elapsed() < ttl => {
-                        tracing::debug!(lock = %key, error = %e, "lock renewal failed; retrying");
+                        tracing::debug!(lock = %fence.key, error = %e, "lock renewal failed; retrying");
                     }
                     Err(e) => {
-                        tracing::warn!(lock = %key, error = %e, "could not renew the job lock for a whole TTL; stopping the run");
+                        tracing::warn!(lock = %fence.key, error = %e, "could not renew the job lock for a whole TTL; stopping the run");
                         lost.cancel();
                         return;
                     }
@@ -161,15 +206,15 @@ impl Lock {
     /// Stops renewing and deletes the lock if it is still ours.
     pub async fn release(self) {
         self.stop_renewing.cancel();
-        let mut conn = self.store.connection();
+        let mut conn = self.fence.store.connection();
         let released: Result<i64, _> = Script::new(RELEASE)
-            .key(&self.key)
-            .arg(&self.value)
+            .key(&self.fence.key)
+            .arg(&self.fence.value)
             .invoke_async(&mut conn)
             .await;
         if let Err(e) = released {
             // It expires by itself within the TTL.
-            tracing::warn!(lock = %self.key, error = %e, "could not release the job lock; it will expire");
+            tracing::warn!(lock = %self.fence.key, error = %e, "could not release the job lock; it will expire");
         }
     }
 }
@@ -180,10 +225,109 @@ impl Drop for Lock {
     }
 }
 
-/// Whether a lock value was written by this process (same host and pid).
-fn is_ours(holder: &str) -> bool {
-    serde_json::from_str::<serde_json::Value>(holder)
-        .is_ok_and(|v| v["host"] == hostname().as_str() && v["pid"] == std::process::id())
+/// Whether a fenced write was applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fenced {
+    Written,
+    /// The lock is another run's now: nothing was written.
+    LockLost,
+}
+
+impl Fence {
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Runs `command key args...` for each `(key, args)` only while this run holds its lock:
+    /// atomically with the check on a single server (all or nothing), after a check of the
+    /// lease's own deadline on a cluster. `retries` attempts more after a dropped connection,
+    /// so the commands must be idempotent (`SETEX`, `HSET`).
+    pub async fn apply(
+        &self,
+        what: &'static str,
+        retries: usize,
+        command: &str,
+        writes: &[(String, Vec<Vec<u8>>)],
+    ) -> Result<Fenced, StoreError> {
+        if self.store.is_cluster() {
+            // No script can see the lock and the keys at once: trust the lease while it lasts.
+            if Instant::now() >= *self.lease_until.lock().expect("lease lock") {
+                return Ok(Fenced::LockLost);
+            }
+            let cmds: Vec<Cmd> = writes
+                .iter()
+                .map(|(key, args)| redis::cmd(command).arg(key).arg(args).to_owned())
+                .collect();
+            self.store
+                .batch_in(what, &cmds, Batch::Atomic, retries)
+                .await?;
+            return Ok(Fenced::Written);
+        }
+        let written: i64 = self
+            .store
+            .attempt(what, retries, |mut conn| {
+                let mut invocation = FENCED_SCRIPT.key(&self.key);
+                invocation.arg(&self.value).arg(command);
+                for (key, args) in writes {
+                    invocation.key(key).arg(args.len()).arg(args);
+                }
+                async move { invocation.invoke_async(&mut conn).await }
+            })
+            .await?;
+        Ok(if written < 0 {
+            Fenced::LockLost
+        } else {
+            Fenced::Written
+        })
+    }
+}
+
+/// One `SET key value NX PX ttl`: when it was first sent, if it took the lock (the lease runs
+/// from then at the latest). A value whose `SET` got no answer is remembered as possibly ours
+/// (see [`UNCONFIRMED`]).
+async fn set_nx(
+    store: &Store,
+    key: &str,
+    value: &str,
+    ttl: Duration,
+) -> Result<Option<Instant>, StoreError> {
+    let sent = Instant::now();
+    let set = store
+        .retry("SET NX lock", |mut conn| {
+            let (key, value) = (key.to_owned(), value.to_owned());
+            async move {
+                redis::cmd("SET")
+                    .arg(key)
+                    .arg(value)
+                    .arg("NX")
+                    .arg("PX")
+                    .arg(ttl.as_millis() as u64)
+                    .query_async::<Option<String>>(&mut conn)
+                    .await
+            }
+        })
+        .await;
+    match set {
+        Ok(reply) => Ok(reply.map(|_| sent)),
+        Err(e) => {
+            let mut sent = UNCONFIRMED.lock().expect("unconfirmed lock");
+            sent.push_back(value.to_owned());
+            if sent.len() > UNCONFIRMED_KEPT {
+                sent.pop_front();
+            }
+            Err(e)
+        }
+    }
+}
+
+/// Whether `value` is one of [`UNCONFIRMED`]; with `forget`, also drops it.
+fn unconfirmed(value: &str, forget: bool) -> bool {
+    let mut sent = UNCONFIRMED.lock().expect("unconfirmed lock");
+    let found = sent.iter().position(|v| v == value);
+    if let (Some(at), true) = (found, forget) {
+        sent.remove(at);
+    }
+    found.is_some()
 }
 
 /// This machine's name, for the lock's holder (pods get theirs in `HOSTNAME`).

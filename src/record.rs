@@ -14,6 +14,7 @@ use serde::{Serialize, Serializer};
 use crate::jobs::JobName;
 use crate::keys;
 
+use crate::lock::{Fence, Fenced};
 use crate::store::{Store, StoreError};
 
 /// A job's last recorded run, as `status --json` shows it under `last_run`.
@@ -43,42 +44,45 @@ pub struct JobRecord {
 }
 
 impl RunRecord {
-    /// Writes the record with one `HSET`; a successful run also sets `last_success_at`. One
-    /// attempt only: after a failed run Redis is often the reason, and the record is not worth
-    /// holding up the exit for.
-    pub async fn save(&self, store: &Store, job: JobName) {
+    /// Writes the record with one `HSET` through the run's lock `fence`, so a run that lost its
+    /// lock never overwrites the record of the run that took it; a successful run also sets
+    /// `last_success_at`. Best effort: a run whose record cannot be written still counts.
+    pub async fn save(&self, fence: &Fence, job: JobName) {
         let finished_at = self.started_at + chrono::Duration::milliseconds(self.duration_ms as i64);
-        let mut cmd = redis::cmd("HSET");
-        cmd.arg(keys::run_record(job.as_str()))
-            .arg("run_id")
-            .arg(&self.run_id)
-            .arg("started_at")
-            .arg(rfc3339_ms(self.started_at))
-            .arg("duration_ms")
-            .arg(self.duration_ms)
-            .arg("outcome")
-            .arg(&self.outcome)
-            .arg("reason")
-            .arg(&self.reason)
-            .arg("host")
-            .arg(&self.host)
-            .arg("pid")
-            .arg(self.pid)
-            .arg("shard")
-            .arg(self.shard.as_deref().unwrap_or(""));
-        for (name, n) in &self.counts {
-            cmd.arg(name).arg(n);
-        }
+        let mut pairs: Vec<(&str, String)> = vec![
+            ("run_id", self.run_id.clone()),
+            ("started_at", rfc3339_ms(self.started_at)),
+            ("duration_ms", self.duration_ms.to_string()),
+            ("outcome", self.outcome.clone()),
+            ("reason", self.reason.clone()),
+            ("host", self.host.clone()),
+            ("pid", self.pid.to_string()),
+            ("shard", self.shard.clone().unwrap_or_default()),
+        ];
+        pairs.extend(
+            self.counts
+                .iter()
+                .map(|(name, n)| (name.as_str(), n.to_string())),
+        );
         if self.outcome == "ok" {
-            cmd.arg("last_success_at").arg(rfc3339_ms(finished_at));
+            pairs.push(("last_success_at", rfc3339_ms(finished_at)));
         }
-        let mut conn = store.connection();
-        let saved = cmd.query_async::<i64>(&mut conn).await;
-        store.observe(&saved);
-        if let Err(e) = saved {
-            if store.is_up() {
-                tracing::warn!(job = %job, error = %e, "could not record the run for `status`");
+        let fields: Vec<Vec<u8>> = pairs
+            .into_iter()
+            .flat_map(|(name, value)| [name.as_bytes().to_vec(), value.into_bytes()])
+            .collect();
+        let record = [(keys::run_record(job.as_str()), fields)];
+        // One attempt: after a failed run Redis is often the reason, and the record is not
+        // worth holding up the exit for.
+        match fence.apply("HSET run record", 0, "HSET", &record).await {
+            Ok(Fenced::Written) => {}
+            Ok(Fenced::LockLost) => {
+                tracing::info!(job = %job, "not recording the run: another run holds the job lock now");
             }
+            Err(e) if fence.store().is_up() => {
+                tracing::warn!(job = %job, error = %e, "could not record the run for `status`")
+            }
+            Err(_) => {}
         }
     }
 }

@@ -4,9 +4,11 @@
 //! that cannot take its lock is skipped, not failed: another replica is doing the work.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
@@ -96,7 +98,7 @@ impl Runner {
     async fn run_in_span(&self, job: JobName, run_id: String, options: RunOptions) -> RunResult {
         let (started, started_at) = (Instant::now(), Utc::now());
         let counters = Arc::new(RunCounters::default());
-        let (outcome, report) = stats::counting(
+        let (outcome, report, lock) = stats::counting(
             counters.clone(),
             self.locked(job, options, counters.clone()),
         )
@@ -113,7 +115,9 @@ impl Runner {
             redis_round_trips: counters.redis_round_trips.load(Relaxed),
         };
         self.record(&result);
-        if result.outcome != Outcome::SkippedLock {
+        // A run that took the lock records itself while it still holds it: one that lost it
+        // leaves the record to the run that holds it now.
+        if let Some(lock) = lock {
             RunRecord {
                 run_id: result.run_id.clone(),
                 started_at,
@@ -133,19 +137,21 @@ impl Runner {
                     .map(|(name, n)| (name.to_owned(), n))
                     .collect(),
             }
-            .save(&self.shared.store, job)
+            .save(&lock.fence(), job)
             .await;
+            lock.release().await;
         }
         result
     }
 
-    /// Takes the job's lock, runs the job, releases the lock.
+    /// Takes the job's lock and runs the job; the lock is handed back still held (to record the
+    /// run under it), unless the run was skipped for it.
     async fn locked(
         &self,
         job: JobName,
         options: RunOptions,
         counters: Arc<RunCounters>,
-    ) -> (Outcome, RunReport) {
+    ) -> (Outcome, RunReport, Option<Lock>) {
         let runnable = jobs::job(job);
         let settings = &self.shared.settings;
         let key = keys::job_lock(job.as_str(), options.shard.map(|s| (s.index, s.count)));
@@ -156,12 +162,13 @@ impl Runner {
             Ok(None) => {
                 let holder = Lock::holder(&self.shared.store, &key).await.ok().flatten();
                 tracing::info!(lock = %key, holder = holder.as_deref().unwrap_or("?"), "another process holds the job lock; skipping this run");
-                return (Outcome::SkippedLock, RunReport::default());
+                return (Outcome::SkippedLock, RunReport::default(), None);
             }
             Err(e) => {
                 return (
                     Outcome::Failed(format!("cannot take the job lock: {e}")),
                     RunReport::default(),
+                    None,
                 );
             }
         };
@@ -170,12 +177,13 @@ impl Runner {
             options,
             stop_new_work: CancellationToken::new(),
             progress: progress::bar(job, self.show_progress),
+            fence: lock.fence(),
+            writes: Default::default(),
         });
         let progress = ctx.progress.clone();
         let (outcome, report) = self.supervise(runnable, ctx, lock.lost(), counters).await;
-        lock.release().await;
         progress::finish(&progress, outcome.as_str(), report.failed);
-        (outcome, report)
+        (outcome, report, Some(lock))
     }
 
     /// Runs the job in its own task (a panic fails the run, not the process) under its timeout,
@@ -192,18 +200,38 @@ impl Runner {
         let timeout = job.settings(settings).timeout.get();
         let grace = settings.scheduler.shutdown_grace.get();
         let stop_new_work = ctx.stop_new_work.clone();
+        let writes = ctx.clone();
         let mut handle = tokio::spawn(stats::counting(counters, async move {
             runnable.run(&ctx).await
         }));
+        // An abandoned run still reports the values it wrote, and says so when a write it had
+        // already handed to Redis may land after all.
+        let abandon = |handle: &JoinHandle<Result<RunReport, JobError>>, why: &str| {
+            handle.abort();
+            let in_flight = writes.writes.in_flight.load(Relaxed);
+            if in_flight > 0 {
+                tracing::warn!(
+                    values = in_flight,
+                    "{why}; a batch write already handed to Redis may still land"
+                );
+            } else {
+                tracing::warn!("{why}; no batch write was in flight");
+            }
+            RunReport {
+                written: writes.writes.written.load(Relaxed),
+                ..RunReport::default()
+            }
+        };
         let finished = tokio::select! {
             joined = &mut handle => joined,
             _ = tokio::time::sleep(timeout) => {
-                handle.abort();
-                return (Outcome::Failed(format!("timed out after {}", crate::config::HumanDuration::new(timeout))), RunReport::default());
+                let why = format!("timed out after {}", crate::config::HumanDuration::new(timeout));
+                let report = abandon(&handle, &format!("the run {why}"));
+                return (Outcome::Failed(why), report);
             }
             _ = lock_lost.cancelled() => {
-                handle.abort();
-                return (Outcome::Failed("lost the job lock".into()), RunReport::default());
+                let report = abandon(&handle, "the run lost its job lock");
+                return (Outcome::Failed("lost the job lock".into()), report);
             }
             _ = self.shutdown.requested() => {
                 stop_new_work.cancel();
@@ -213,9 +241,8 @@ impl Runner {
                     Ok(Ok(Ok(report))) => return (Outcome::Interrupted(signal), report),
                     Ok(_) => return (Outcome::Interrupted(signal), RunReport::default()),
                     Err(_) => {
-                        handle.abort();
-                        tracing::warn!(grace_s = grace.as_secs(), "the batch in flight did not finish within the shutdown grace; abandoned unwritten");
-                        return (Outcome::Interrupted(signal), RunReport::default());
+                        let report = abandon(&handle, &format!("the batch in flight did not finish within the shutdown grace ({}); abandoned", crate::config::HumanDuration::new(grace)));
+                        return (Outcome::Interrupted(signal), report);
                     }
                 }
             }

@@ -22,7 +22,7 @@ use crate::stats;
 
 /// Attempts for one idempotent command: the first plus this many retries. Enough to ride out the
 /// manager's reconnect after a dropped connection; a longer outage is the caller's to report.
-const COMMAND_RETRIES: usize = 3;
+pub const COMMAND_RETRIES: usize = 3;
 /// Backoff between those attempts: exponential from this floor ...
 const RETRY_MIN_DELAY: Duration = Duration::from_millis(100);
 /// ... to this cap, with jitter so many workers do not retry in lockstep.
@@ -188,7 +188,7 @@ impl Store {
         } else {
             Batch::Pipeline
         };
-        self.run_batch(what, cmds, mode).await
+        self.batch_in(what, cmds, mode, COMMAND_RETRIES).await
     }
 
     /// Like a non-atomic [`Store::batch`], except that a command the server refuses (`WRONGTYPE`
@@ -199,19 +199,22 @@ impl Store {
         what: &'static str,
         cmds: &[Cmd],
     ) -> Result<Vec<Value>, StoreError> {
-        self.run_batch(what, cmds, Batch::EachOwnReply).await
+        self.batch_in(what, cmds, Batch::EachOwnReply, COMMAND_RETRIES)
+            .await
     }
 
-    async fn run_batch(
+    /// `cmds` sent as `mode` says, with up to `retries` retries of a transport failure.
+    pub async fn batch_in(
         &self,
         what: &'static str,
         cmds: &[Cmd],
         mode: Batch,
+        retries: usize,
     ) -> Result<Vec<Value>, StoreError> {
         if cmds.is_empty() {
             return Ok(Vec::new());
         }
-        self.retry(what, |mut conn| async move {
+        self.attempt(what, retries, |mut conn| async move {
             match conn {
                 Conn::Single(_) => {
                     let mut pipe = redis::pipe();
@@ -332,6 +335,20 @@ impl Store {
         F: FnMut(Conn) -> Fut,
         Fut: Future<Output = Result<T, RedisError>>,
     {
+        self.attempt(what, COMMAND_RETRIES, op).await
+    }
+
+    /// Runs an operation with up to `retries` retries of a transport failure (0: one attempt).
+    pub async fn attempt<T, F, Fut>(
+        &self,
+        what: &'static str,
+        retries: usize,
+        op: F,
+    ) -> Result<T, StoreError>
+    where
+        F: FnMut(Conn) -> Fut,
+        Fut: Future<Output = Result<T, RedisError>>,
+    {
         let mut op = op;
         let conn = self.conn.clone();
         (|| {
@@ -346,7 +363,7 @@ impl Store {
             ExponentialBuilder::default()
                 .with_min_delay(RETRY_MIN_DELAY)
                 .with_max_delay(RETRY_MAX_DELAY)
-                .with_max_times(COMMAND_RETRIES)
+                .with_max_times(retries)
                 .with_jitter(),
         )
         .when(is_transient)
@@ -360,9 +377,9 @@ impl Store {
     }
 }
 
-/// How [`Store::run_batch`] sends its commands.
+/// How [`Store::batch_in`] sends its commands.
 #[derive(Debug, Clone, Copy)]
-enum Batch {
+pub enum Batch {
     /// `MULTI`/`EXEC` on a single server: all or nothing.
     Atomic,
     /// One round trip; the first refused command fails the batch.

@@ -356,3 +356,146 @@ async fn a_cache_key_of_another_type_is_overwritten_and_fails_nothing_else() {
         assert_eq!(parsed["source"], "replay", "{key}");
     }
 }
+
+#[tokio::test]
+async fn a_run_paused_past_its_lock_cannot_overwrite_a_newer_value() {
+    let server = redis().await;
+    let c = conn(&server).await;
+    support::a_run_paused_past_its_lock_writes_nothing(("FCW_REDIS__URL", server.url()), c).await;
+}
+
+/// `once stock` on the Redis at `url` against a Yahoo `upstream`, two tickers per batch.
+fn once_stock(url: &str, upstream: &MockServer) -> tokio::process::Command {
+    let mut cmd = tokio::process::Command::from(fcw());
+    cmd.args(["once", "stock", "--force"])
+        .envs(yahoo_env(&upstream.uri()))
+        .env("FCW_REDIS__URL", url)
+        .env("FCW_SCHEDULER__BATCH_SIZE", "2")
+        .env("FCW_PROVIDER__YAHOO__QUOTE_BATCH", "2")
+        .env("FCW_PROVIDER__MAX_RETRIES", "0")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    cmd
+}
+
+#[tokio::test]
+async fn a_run_that_times_out_still_reports_and_records_what_it_wrote() {
+    let server = redis().await;
+    let mut c = conn(&server).await;
+    let _: () = c
+        .sadd("finance:watchlist", &["S1", "S2", "S3", "S4"])
+        .await
+        .unwrap();
+    // The first batch is answered at once, the second never in time.
+    let upstream = MockServer::start().await;
+    mount_yahoo_session(&upstream).await;
+    Mock::given(path("/v7/finance/quote"))
+        .respond_with(RecordedQuotes::new(Duration::ZERO))
+        .up_to_n_times(1)
+        .mount(&upstream)
+        .await;
+    Mock::given(path("/v7/finance/quote"))
+        .respond_with(RecordedQuotes::new(Duration::from_secs(30)))
+        .mount(&upstream)
+        .await;
+    let output = once_stock(&server.url(), &upstream)
+        .env("FCW_JOBS__STOCK__TIMEOUT", "2s")
+        .env("FCW_PROVIDER__TIMEOUT", "20s")
+        .output()
+        .await
+        .unwrap();
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{err}");
+    let s = summary(&err, "stock");
+    assert_eq!(
+        (s["reason"].as_str(), s["written"].as_u64()),
+        (Some("timed out after 2s"), Some(2)),
+        "{s}"
+    );
+    let keys: Vec<String> = c.keys("finance:cache:stock:*").await.unwrap();
+    assert_eq!(keys.len(), 2, "what the summary says landed: {keys:?}");
+    let recorded: u64 = c.hget("finance:warmer:run:stock", "written").await.unwrap();
+    assert_eq!(recorded, 2, "the run record too");
+}
+
+#[tokio::test]
+async fn a_write_handed_to_redis_before_the_grace_ran_out_is_not_called_unwritten() {
+    let server = redis().await;
+    let mut c = conn(&server).await;
+    let _: () = c.sadd("finance:watchlist", &["S1", "S2"]).await.unwrap();
+    let upstream = MockServer::start().await;
+    mount_yahoo_session(&upstream).await;
+    Mock::given(path("/v7/finance/quote"))
+        .respond_with(RecordedQuotes::new(Duration::from_millis(500)))
+        .mount(&upstream)
+        .await;
+    // A first run loads the write's script into Redis (EVALSHA finds it), then its keys go.
+    let first = once_stock(&server.url(), &upstream).output().await.unwrap();
+    assert_eq!(first.status.code(), Some(0));
+    let _: () = c
+        .del(&["finance:cache:stock:S1", "finance:cache:stock:S2"])
+        .await
+        .unwrap();
+    let asked_before = upstream.received_requests().await.unwrap().len();
+    let child = once_stock(&server.url(), &upstream)
+        .env("FCW_SCHEDULER__SHUTDOWN_GRACE", "1s")
+        .env("FCW_REDIS__RESPONSE_TIMEOUT", "1s")
+        .spawn()
+        .unwrap();
+    support::eventually(10, "the quote request", || async {
+        let asked = upstream.received_requests().await.unwrap_or_default();
+        asked[asked_before.min(asked.len())..]
+            .iter()
+            .any(|r| r.url.path() == "/v7/finance/quote")
+            .then_some(())
+    })
+    .await;
+    // Redis freezes before the answer comes back, so the batch's write goes out and waits in
+    // the frozen server's socket (its receive queue, as `ss` shows it, fills).
+    server.pause();
+    let port = format!("sport = :{}", server.port());
+    support::eventually(10, "the write to reach the frozen server", || {
+        let port = port.clone();
+        async move {
+            let out = std::process::Command::new("ss")
+                .args(["-tnH", "state", "established", &port])
+                .output()
+                .ok()?;
+            let waiting = String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .any(|l| l.split_whitespace().next().is_some_and(|q| q != "0"));
+            waiting.then_some(())
+        }
+    })
+    .await;
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-TERM", &child.id().unwrap().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let output = child.wait_with_output().await.unwrap();
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(143), "{err}");
+    let abandoned = err
+        .lines()
+        .find(|l| l.contains("abandoned"))
+        .unwrap_or_else(|| panic!("{err}"));
+    assert!(
+        abandoned.contains("a batch write already handed to Redis may still land")
+            && !abandoned.contains("unwritten"),
+        "{abandoned}"
+    );
+    // And it does land once the server goes on.
+    server.resume();
+    support::eventually(10, "the handed-over write", || async {
+        let keys: Vec<String> = conn(&server)
+            .await
+            .keys("finance:cache:stock:*")
+            .await
+            .unwrap();
+        (keys.len() == 2).then_some(())
+    })
+    .await;
+}

@@ -189,3 +189,14 @@ async fn a_failover_in_the_middle_of_a_run_is_survived() {
         assert!(ttl > 0, "finance:cache:stock:{t}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_paused_past_its_lock_cannot_overwrite_a_newer_value_on_a_cluster() {
+    let cluster = Cluster::start().await;
+    let c = cluster.conn().await;
+    support::a_run_paused_past_its_lock_writes_nothing(
+        ("FCW_REDIS__CLUSTER_NODES", cluster.urls()),
+        c,
+    )
+    .await;
+}

@@ -743,40 +743,45 @@ async fn earnings_refresh_ahead_judges_a_key_by_the_ttl_its_cached_date_would_ge
 }
 
 #[tokio::test]
-async fn a_lock_left_behind_by_this_process_is_reclaimed_but_another_process_lock_is_respected() {
+async fn a_lock_this_process_set_without_an_answer_is_reclaimed_but_no_other_lock_is() {
     use finance_cache_warmer::config::{RedisUrl, Settings};
     use finance_cache_warmer::lock::{Lock, hostname};
     use finance_cache_warmer::store::Store;
     let server = redis().await;
     let mut settings = Settings::defaults().unwrap();
     settings.redis.url = RedisUrl::parse(&server.url()).unwrap();
+    settings.redis.response_timeout = "300ms".parse().unwrap();
     let store = Store::connect(&settings.redis).await.unwrap();
     let mut c = conn(&server).await;
-    let leftover = serde_json::json!({"token": "t1", "host": hostname(), "pid": std::process::id(), "since": "2026-11-26T00:00:00Z"});
-    let _: () = c
-        .set_ex("finance:lock:job:stock", leftover.to_string(), 60)
-        .await
-        .unwrap();
-    let lock = Lock::acquire(&store, "finance:lock:job:stock", Duration::from_secs(60))
-        .await
-        .unwrap();
-    assert!(lock.is_some(), "this process's leftover is taken back");
-    lock.unwrap().release().await;
-    let elsewhere = serde_json::json!({"token": "t2", "host": hostname(), "pid": std::process::id() + 1, "since": "2026-11-26T00:00:00Z"});
-    let _: () = c
-        .set_ex("finance:lock:job:stock", elsewhere.to_string(), 60)
-        .await
-        .unwrap();
-    assert!(
-        Lock::acquire(&store, "finance:lock:job:stock", Duration::from_secs(60))
-            .await
-            .unwrap()
-            .is_none()
-    );
-    let value: String = c.get("finance:lock:job:stock").await.unwrap();
+    let key = "finance:lock:job:stock";
+    // Another container with the same hostname and pid (pid 1 in both, say): its lock stands.
+    let twin = serde_json::json!({"token": "t2", "host": hostname(), "pid": std::process::id(), "since": "2026-11-26T00:00:00Z"});
+    let _: () = c.set_ex(key, twin.to_string(), 60).await.unwrap();
+    let ttl = Duration::from_secs(60);
+    assert!(Lock::acquire(&store, key, ttl).await.unwrap().is_none());
+    let value: String = c.get(key).await.unwrap();
     assert_eq!(
         value,
-        elsewhere.to_string(),
+        twin.to_string(),
         "another process's lock is never touched"
     );
+    let _: () = c.del(key).await.unwrap();
+    // A SET that got no answer (the server was stuck) but was applied once it went on ...
+    server.pause();
+    assert!(Lock::acquire(&store, key, ttl).await.is_err());
+    server.resume();
+    let leftover: String = support::eventually(5, "the stuck SET to land", || async {
+        conn(&server)
+            .await
+            .get::<_, Option<String>>(key)
+            .await
+            .unwrap()
+    })
+    .await;
+    // ... is this process's own: taken back instead of idling until it expires.
+    let lock = Lock::acquire(&store, key, ttl).await.unwrap();
+    assert!(lock.is_some(), "the leftover is reclaimed");
+    let now: String = c.get(key).await.unwrap();
+    assert_ne!(now, leftover, "held under a new value");
+    lock.unwrap().release().await;
 }

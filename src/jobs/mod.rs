@@ -15,6 +15,7 @@ pub mod watchlist;
 
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -23,6 +24,7 @@ use tokio_util::sync::CancellationToken;
 use crate::calendar::Calendar;
 use crate::config::Settings;
 use crate::keys::CacheKind;
+use crate::lock::Fence;
 use crate::provider::Providers;
 use crate::store::{Store, StoreError};
 use crate::ttl::TtlPolicy;
@@ -118,6 +120,17 @@ pub struct RunContext {
     pub stop_new_work: CancellationToken,
     /// The run's progress bar; hidden unless a person is watching (see [`crate::progress`]).
     pub progress: indicatif::ProgressBar,
+    /// The run's lock: cache writes go through it, so a run that lost its lock writes nothing.
+    pub fence: Fence,
+    /// What the run has handed to Redis, for the runner to report even if it abandons the run.
+    pub writes: WriteProgress,
+}
+
+/// Values a run has written, and those in a write Redis has not answered yet.
+#[derive(Debug, Default)]
+pub struct WriteProgress {
+    pub written: AtomicU64,
+    pub in_flight: AtomicU64,
 }
 
 /// Why a run could not finish.
@@ -125,6 +138,8 @@ pub struct RunContext {
 pub enum JobError {
     #[error(transparent)]
     Redis(#[from] StoreError),
+    #[error("lost the job lock to another run; nothing more was written")]
+    LockLost,
     #[error("{0}")]
     Other(String),
 }

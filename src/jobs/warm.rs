@@ -2,10 +2,11 @@
 //!
 //! Per batch of tickers: one pipelined `PTTL` read skips keys that are still fresh
 //! (refresh-ahead), the providers are asked for the rest with bounded concurrency, and every
-//! value that came back valid is written with one atomic, pipelined `SETEX` batch (`MULTI`/
-//! `EXEC`: a batch lands whole or not at all). A ticker that failed writes nothing, so its last
-//! good value stays until it expires: stale beats wrong.
+//! value that came back valid is written with one `SETEX` batch through the run's lock fence (a
+//! batch lands whole, or not at all once another run holds the lock). A ticker that failed
+//! writes nothing, so its last good value stays until it expires: stale beats wrong.
 
+use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -16,8 +17,10 @@ use crate::codec;
 use crate::jobs::watchlist::WatchlistReader;
 use crate::jobs::{Job, JobError, JobName, RunContext, RunReport};
 use crate::keys::{self, CacheKind};
+use crate::lock::Fenced;
 use crate::model::{Earnings, OptionsChain, StockQuote};
 use crate::provider::{Fetched, TickerResult};
+use crate::store::COMMAND_RETRIES;
 use crate::ticker::Ticker;
 use crate::ttl::{Ttl, jitter_seed};
 
@@ -180,8 +183,8 @@ impl WarmJob {
             .map_or(members, |s| members.div_ceil(u64::from(s.count))))
     }
 
-    /// Counts the results and turns the found values into one atomic `SETEX` pipeline (a batch
-    /// lands whole or not at all); `None` when there is nothing to write.
+    /// Counts the results and turns the found values into one fenced `SETEX` batch (it lands
+    /// whole or not at all); `None` when there is nothing to write.
     fn prepare_write<'a>(
         &self,
         ctx: &'a RunContext,
@@ -212,14 +215,10 @@ impl WarmJob {
                         }
                     };
                     match codec::encode(&settings.cache, json) {
-                        Ok(stored) => writes.push(
-                            redis::Cmd::new()
-                                .arg("SETEX")
-                                .arg(&key)
-                                .arg(ttl.as_secs().max(1))
-                                .arg(stored)
-                                .to_owned(),
-                        ),
+                        Ok(stored) => writes.push((
+                            key,
+                            vec![ttl.as_secs().max(1).to_string().into_bytes(), stored],
+                        )),
                         Err(too_large) => {
                             tracing::warn!(key = %key, size = too_large.size, limit = too_large.limit, "value too large; not written, the previous value stays");
                             report.too_large += 1;
@@ -237,10 +236,21 @@ impl WarmJob {
         if writes.is_empty() {
             return None;
         }
-        let store = &ctx.shared.store;
         Some(Box::pin(async move {
-            store.batch("SETEX batch", &writes, true).await?;
-            Ok(writes.len() as u64)
+            let n = writes.len() as u64;
+            ctx.writes.in_flight.store(n, Relaxed);
+            let fenced = ctx
+                .fence
+                .apply("SETEX batch", COMMAND_RETRIES, "SETEX", &writes)
+                .await;
+            ctx.writes.in_flight.store(0, Relaxed);
+            match fenced? {
+                Fenced::Written => {
+                    ctx.writes.written.fetch_add(n, Relaxed);
+                    Ok(n)
+                }
+                Fenced::LockLost => Err(JobError::LockLost),
+            }
         }))
     }
 

@@ -641,3 +641,89 @@ impl Target {
         }
     }
 }
+
+/// A `once stock` run (A) that fetched from a slow Yahoo, is paused (SIGSTOP) until its lock
+/// has expired, and wakes after another run (B, the replay provider) took the lock and wrote:
+/// A writes nothing, not even its run record, and fails. `target` is `FCW_REDIS__URL` or
+/// `FCW_REDIS__CLUSTER_NODES`; `c` reads the keys.
+pub async fn a_run_paused_past_its_lock_writes_nothing<C>(target: (&str, String), mut c: C)
+where
+    C: redis::aio::ConnectionLike + Send + Sync,
+{
+    use redis::AsyncCommands;
+    use wiremock::matchers::path;
+    let _: () = c.sadd("finance:watchlist", "AAPL").await.unwrap();
+    let upstream = wiremock::MockServer::start().await;
+    mount_yahoo_session(&upstream).await;
+    wiremock::Mock::given(path("/v7/finance/quote"))
+        .respond_with(RecordedQuotes::new(std::time::Duration::from_secs(2)))
+        .mount(&upstream)
+        .await;
+    let run = |provider: &str| {
+        let mut cmd = tokio::process::Command::from(fcw());
+        cmd.args(["once", "stock", "--force"])
+            .env(target.0, &target.1)
+            .env("FCW_PROVIDER__STOCK", provider)
+            .env("FCW_PROVIDER__YAHOO__BASE_URL", upstream.uri())
+            .env(
+                "FCW_PROVIDER__YAHOO__COOKIE_URL",
+                format!("{}/cookie", upstream.uri()),
+            )
+            .env("FCW_SCHEDULER__LOCK_TTL", "3s")
+            .env("FCW_LOG__FORMAT", "json")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped());
+        cmd
+    };
+    let a = run("yahoo").spawn().unwrap();
+    let a_pid = a.id().unwrap().to_string();
+    eventually(10, "A's quote request", || async {
+        let asked = upstream.received_requests().await.unwrap_or_default();
+        asked
+            .iter()
+            .any(|r| r.url.path() == "/v7/finance/quote")
+            .then_some(())
+    })
+    .await;
+    let signal = |which: &str| {
+        assert!(
+            Command::new("kill")
+                .args([which, &a_pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+    };
+    signal("-STOP");
+    // Polled with a deadline: the lock's TTL is what has to pass.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while c.exists::<_, bool>("finance:lock:job:stock").await.unwrap() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "A's lock never expired"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let b = run("replay").output().await.unwrap();
+    let b_err = String::from_utf8_lossy(&b.stderr);
+    assert_eq!(b.status.code(), Some(0), "{b_err}");
+    let b_run = summary(&b_err, "stock")["run_id"].clone();
+    signal("-CONT");
+    let a = a.wait_with_output().await.unwrap();
+    let a_err = String::from_utf8_lossy(&a.stderr);
+    assert_eq!(a.status.code(), Some(1), "{a_err}");
+    let s = summary(&a_err, "stock");
+    assert!(
+        s["reason"].as_str().unwrap().contains("lost the job lock"),
+        "{s}"
+    );
+    let value: String = c.get("finance:cache:stock:AAPL").await.unwrap();
+    let value: serde_json::Value = serde_json::from_str(&value).unwrap();
+    assert_eq!(value["source"], "replay", "B's newer value stands");
+    let recorded: String = c.hget("finance:warmer:run:stock", "run_id").await.unwrap();
+    assert_eq!(
+        serde_json::Value::from(recorded),
+        b_run,
+        "B's run record stands"
+    );
+}
