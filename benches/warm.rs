@@ -12,9 +12,7 @@ mod support;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use support::{RecordedQuotes, Target, fcw, mount_yahoo_session, summary, watch_process};
-use wiremock::matchers::path;
-use wiremock::{Mock, MockServer};
+use support::{RecordedQuotes, Target, fcw, summary, watch_process};
 
 const LATENCY: Duration = Duration::from_millis(20);
 
@@ -26,12 +24,7 @@ async fn main() {
         .unwrap_or(10_000);
     // BENCH_CLUSTER=1: the same run on a 3-primary, 3-replica Redis Cluster.
     let target = Target::start().await;
-    let upstream = MockServer::start().await;
-    mount_yahoo_session(&upstream).await;
-    Mock::given(path("/v7/finance/quote"))
-        .respond_with(RecordedQuotes::new(LATENCY))
-        .mount(&upstream)
-        .await;
+    let upstream = support::yahoo(RecordedQuotes::new(LATENCY)).await;
 
     let symbols: Vec<String> = (0..tickers).map(|i| format!("B{i:06}")).collect();
     for chunk in symbols.chunks(5_000) {

@@ -144,13 +144,7 @@ async fn upstream_chaos_never_leaves_garbage_and_the_defences_engage() {
             break;
         }
     }
-    assert!(
-        std::process::Command::new("kill")
-            .args(["-TERM", &child.id().unwrap().to_string()])
-            .status()
-            .unwrap()
-            .success()
-    );
+    support::signal(child.id().unwrap(), "-TERM");
     assert_eq!(child.wait().await.unwrap().code(), Some(0));
     let usage = usage.await.unwrap();
     let text = seen.join("\n");
@@ -237,13 +231,7 @@ async fn a_stuck_redis_fails_the_run_within_its_timeout_and_the_daemon_carries_o
             break;
         }
     }
-    assert!(
-        std::process::Command::new("kill")
-            .args(["-TERM", &child.id().unwrap().to_string()])
-            .status()
-            .unwrap()
-            .success()
-    );
+    support::signal(child.id().unwrap(), "-TERM");
     assert_eq!(child.wait().await.unwrap().code(), Some(0));
 }
 
@@ -253,12 +241,7 @@ async fn sigterm_at_random_moments_never_leaves_a_half_written_batch() {
     let mut c = conn(&server).await;
     let tickers: Vec<String> = (0..40).map(|i| format!("S{i:02}")).collect();
     let _: () = c.sadd("finance:watchlist", &tickers).await.unwrap();
-    let upstream = MockServer::start().await;
-    mount_yahoo_session(&upstream).await;
-    Mock::given(path("/v7/finance/quote"))
-        .respond_with(RecordedQuotes::new(Duration::from_millis(150)))
-        .mount(&upstream)
-        .await;
+    let upstream = support::yahoo(RecordedQuotes::new(Duration::from_millis(150))).await;
     let mut rng = fastrand::Rng::with_seed(7);
     for round in 0..20 {
         let _: () = redis::cmd("FLUSHDB").query_async(&mut c).await.unwrap();
@@ -423,12 +406,7 @@ async fn a_write_handed_to_redis_before_the_grace_ran_out_is_not_called_unwritte
     let server = redis().await;
     let mut c = conn(&server).await;
     let _: () = c.sadd("finance:watchlist", &["S1", "S2"]).await.unwrap();
-    let upstream = MockServer::start().await;
-    mount_yahoo_session(&upstream).await;
-    Mock::given(path("/v7/finance/quote"))
-        .respond_with(RecordedQuotes::new(Duration::from_millis(500)))
-        .mount(&upstream)
-        .await;
+    let upstream = support::yahoo(RecordedQuotes::new(Duration::from_millis(500))).await;
     // A first run loads the write's script into Redis (EVALSHA finds it), then its keys go.
     let first = once_stock(&server.url(), &upstream).output().await.unwrap();
     assert_eq!(first.status.code(), Some(0));
@@ -468,13 +446,7 @@ async fn a_write_handed_to_redis_before_the_grace_ran_out_is_not_called_unwritte
         }
     })
     .await;
-    assert!(
-        std::process::Command::new("kill")
-            .args(["-TERM", &child.id().unwrap().to_string()])
-            .status()
-            .unwrap()
-            .success()
-    );
+    support::signal(child.id().unwrap(), "-TERM");
     let output = child.wait_with_output().await.unwrap();
     let err = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(143), "{err}");

@@ -7,9 +7,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use redis::AsyncCommands;
-use support::{Cluster, RecordedQuotes, eventually, fcw, mount_yahoo_session, summary};
-use wiremock::matchers::path;
-use wiremock::{Mock, MockServer};
+use support::{Cluster, RecordedQuotes, eventually, fcw, summary};
 
 fn once(cluster: &Cluster, args: &[&str]) -> std::process::Command {
     let mut cmd = on(cluster);
@@ -134,12 +132,7 @@ async fn a_failover_in_the_middle_of_a_run_is_survived() {
     let mut c = cluster.conn().await;
     let tickers: Vec<String> = (0..40).map(|i| format!("F{i:03}")).collect();
     let _: () = c.sadd("finance:watchlist", &tickers).await.unwrap();
-    let upstream = MockServer::start().await;
-    mount_yahoo_session(&upstream).await;
-    Mock::given(path("/v7/finance/quote"))
-        .respond_with(RecordedQuotes::new(Duration::from_millis(1500)))
-        .mount(&upstream)
-        .await;
+    let upstream = support::yahoo(RecordedQuotes::new(Duration::from_millis(1500))).await;
     let mut cmd = once(&cluster, &["stock"]);
     cmd.env("FCW_PROVIDER__STOCK", "yahoo")
         .env("FCW_PROVIDER__YAHOO__BASE_URL", upstream.uri())

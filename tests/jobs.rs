@@ -11,24 +11,11 @@ use finance_cache_warmer::local_redis::LocalRedis;
 use finance_cache_warmer::ticker::Ticker;
 use redis::AsyncCommands;
 use support::{
-    RecordedQuotes, assert_schema, assert_ttl, conn, eventually, fcw, fixture, log_lines,
-    mount_yahoo_session, redis, summary,
+    RecordedQuotes, assert_schema, assert_ttl, conn, eventually, fcw, fixture, log_lines, redis,
+    summary, yahoo,
 };
 use tokio::io::{AsyncBufReadExt, BufReader};
-use wiremock::matchers::path;
-use wiremock::{Mock, MockServer, ResponseTemplate};
-
-/// Yahoo's cookie and crumb endpoints, and the quote endpoint answering with `quote` (whatever
-/// symbols are asked: the watchlist's order is the set's).
-async fn yahoo(quote: impl wiremock::Respond + 'static) -> MockServer {
-    let server = MockServer::start().await;
-    mount_yahoo_session(&server).await;
-    Mock::given(path("/v7/finance/quote"))
-        .respond_with(quote)
-        .mount(&server)
-        .await;
-    server
-}
+use wiremock::{MockServer, ResponseTemplate};
 
 fn recorded(file: &str) -> ResponseTemplate {
     ResponseTemplate::new(200).set_body_raw(fixture(file), "application/json")
@@ -332,13 +319,7 @@ async fn sigterm_during_a_slow_run_exits_143_within_the_grace_and_writes_whole_b
         })
         .await;
         let signalled = Instant::now();
-        assert!(
-            std::process::Command::new("kill")
-                .args(["-TERM", &child.id().unwrap().to_string()])
-                .status()
-                .unwrap()
-                .success()
-        );
+        support::signal(child.id().unwrap(), "-TERM");
         let output = child.wait_with_output().await.unwrap();
         let took = signalled.elapsed();
         let err = String::from_utf8_lossy(&output.stderr);
@@ -554,13 +535,7 @@ async fn the_daemon_survives_a_redis_restart_and_the_next_run_succeeds() {
     );
     assert!(seen.iter().any(|l| l.contains("Redis is reachable again")));
     assert!(!seen.iter().any(|l| l.contains("panicked")));
-    assert!(
-        std::process::Command::new("kill")
-            .args(["-TERM", &child.id().unwrap().to_string()])
-            .status()
-            .unwrap()
-            .success()
-    );
+    support::signal(child.id().unwrap(), "-TERM");
     assert_eq!(child.wait().await.unwrap().code(), Some(0));
 }
 
@@ -602,13 +577,7 @@ async fn the_daemon_runs_on_start_and_skips_ticks_that_overlap_a_run() {
         1,
         "overlapping ticks did not start runs"
     );
-    assert!(
-        std::process::Command::new("kill")
-            .args(["-INT", &child.id().unwrap().to_string()])
-            .status()
-            .unwrap()
-            .success()
-    );
+    support::signal(child.id().unwrap(), "-INT");
     assert_eq!(
         child.wait().await.unwrap().code(),
         Some(0),

@@ -57,16 +57,6 @@ fn sample(metrics: &str, series: &str) -> Option<f64> {
         .and_then(|v| v.parse().ok())
 }
 
-fn terminate(child: &tokio::process::Child) {
-    assert!(
-        std::process::Command::new("kill")
-            .args(["-TERM", &child.id().unwrap().to_string()])
-            .status()
-            .unwrap()
-            .success()
-    );
-}
-
 #[tokio::test]
 async fn metrics_show_runs_tickers_upstream_and_integrity_after_real_runs() {
     let server = redis().await;
@@ -180,7 +170,7 @@ async fn metrics_show_runs_tickers_upstream_and_integrity_after_real_runs() {
     }
     let (status, body) = get(&format!("{base}/healthz")).await.unwrap();
     assert_eq!((status, body.as_str()), (200, "ok\n"));
-    terminate(&child);
+    support::signal(child.id().unwrap(), "-TERM");
     assert_eq!(
         child.wait_with_output().await.unwrap().status.code(),
         Some(0)
@@ -216,7 +206,7 @@ async fn readyz_follows_redis_while_healthz_stays_up() {
     );
     server.restart().await.unwrap();
     ready(200).await;
-    terminate(&child);
+    support::signal(child.id().unwrap(), "-TERM");
     assert_eq!(
         child.wait_with_output().await.unwrap().status.code(),
         Some(0)
@@ -253,7 +243,7 @@ async fn systemd_gets_ready_watchdog_and_stopping_on_its_notify_socket() {
         received[1..].iter().all(|m| m == "WATCHDOG=1"),
         "{received:?}"
     );
-    terminate(&child);
+    support::signal(child.id().unwrap(), "-TERM");
     loop {
         let message = next().await;
         if message == "STOPPING=1" {
@@ -320,7 +310,7 @@ async fn the_daemon_exports_coverage_and_last_successes_it_reads_from_redis() {
         !metrics.contains(r#"fcw_last_success_timestamp_seconds{job="options"}"#),
         "a job that never succeeded has no last success"
     );
-    terminate(&child);
+    support::signal(child.id().unwrap(), "-TERM");
     assert_eq!(
         child.wait_with_output().await.unwrap().status.code(),
         Some(0)

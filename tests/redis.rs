@@ -212,14 +212,7 @@ async fn the_daemon_starts_without_redis_and_stops_on_sigterm_with_exit_0() {
         .map_while(Result::ok)
         .find(|l| l.contains("daemon started"));
     assert!(started.is_some(), "the daemon logged its start");
-    let pid = child.id().to_string();
-    assert!(
-        std::process::Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
+    support::signal(child.id(), "-TERM");
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(0));
     let rest: Vec<String> = lines.map_while(Result::ok).collect();

@@ -9,9 +9,7 @@ use std::collections::HashSet;
 use finance_cache_warmer::local_redis::LocalRedisOptions;
 use finance_cache_warmer::ticker::Ticker;
 use redis::AsyncCommands;
-use support::{
-    RecordedQuotes, conn, fcw, fixture, mount_yahoo_session, redis, redis_with, summary,
-};
+use support::{RecordedQuotes, conn, fcw, fixture, redis, redis_with, summary};
 use wiremock::matchers::path;
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
@@ -62,12 +60,7 @@ async fn a_garbage_watchlist_reaches_no_url_and_no_key() {
     for chunk in garbage.chunks(500) {
         let _: () = c.sadd("finance:watchlist", chunk).await.unwrap();
     }
-    let upstream = MockServer::start().await;
-    mount_yahoo_session(&upstream).await;
-    Mock::given(path("/v7/finance/quote"))
-        .respond_with(RecordedQuotes::new(std::time::Duration::ZERO))
-        .mount(&upstream)
-        .await;
+    let upstream = support::yahoo(RecordedQuotes::new(std::time::Duration::ZERO)).await;
     let (code, _, err) = support::run(
         fcw()
             .args(["once", "stock"])

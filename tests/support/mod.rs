@@ -41,6 +41,15 @@ pub const START_UP_RUNS_ONLY: [(&str, &str); 4] = [
     ("FCW_JOBS__INTEGRITY__SCHEDULE", "0 0 0 29 2 *"),
 ];
 
+/// Sends `which` (`-TERM`, `-STOP`, ...) to `pid` with kill(1), and checks it was delivered.
+pub fn signal(pid: u32, which: &str) {
+    let sent = Command::new("kill")
+        .args([which, &pid.to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(sent.success(), "kill {which} {pid}");
+}
+
 /// Runs a command to completion and returns its output (stdout and stderr as text).
 pub fn run(cmd: &mut Command) -> (Option<i32>, String, String) {
     let Output {
@@ -264,6 +273,19 @@ pub async fn mount_yahoo_session(server: &wiremock::MockServer) {
         )
         .mount(server)
         .await;
+}
+
+/// Yahoo's cookie and crumb endpoints as recorded, and the quote endpoint answering with
+/// `quote` (whatever symbols are asked).
+pub async fn yahoo(quote: impl wiremock::Respond + 'static) -> wiremock::MockServer {
+    use wiremock::matchers::path;
+    let server = wiremock::MockServer::start().await;
+    mount_yahoo_session(&server).await;
+    wiremock::Mock::given(path("/v7/finance/quote"))
+        .respond_with(quote)
+        .mount(&server)
+        .await;
+    server
 }
 
 /// What a process used, sampled from /proc until it exits.
@@ -651,14 +673,8 @@ where
     C: redis::aio::ConnectionLike + Send + Sync,
 {
     use redis::AsyncCommands;
-    use wiremock::matchers::path;
     let _: () = c.sadd("finance:watchlist", "AAPL").await.unwrap();
-    let upstream = wiremock::MockServer::start().await;
-    mount_yahoo_session(&upstream).await;
-    wiremock::Mock::given(path("/v7/finance/quote"))
-        .respond_with(RecordedQuotes::new(std::time::Duration::from_secs(2)))
-        .mount(&upstream)
-        .await;
+    let upstream = yahoo(RecordedQuotes::new(std::time::Duration::from_secs(2))).await;
     let run = |provider: &str| {
         let mut cmd = tokio::process::Command::from(fcw());
         cmd.args(["once", "stock", "--force"])
@@ -676,7 +692,7 @@ where
         cmd
     };
     let a = run("yahoo").spawn().unwrap();
-    let a_pid = a.id().unwrap().to_string();
+    let a_pid = a.id().unwrap();
     eventually(10, "A's quote request", || async {
         let asked = upstream.received_requests().await.unwrap_or_default();
         asked
@@ -685,16 +701,7 @@ where
             .then_some(())
     })
     .await;
-    let signal = |which: &str| {
-        assert!(
-            Command::new("kill")
-                .args([which, &a_pid])
-                .status()
-                .unwrap()
-                .success()
-        );
-    };
-    signal("-STOP");
+    signal(a_pid, "-STOP");
     // Polled with a deadline: the lock's TTL is what has to pass.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while c.exists::<_, bool>("finance:lock:job:stock").await.unwrap() {
@@ -708,7 +715,7 @@ where
     let b_err = String::from_utf8_lossy(&b.stderr);
     assert_eq!(b.status.code(), Some(0), "{b_err}");
     let b_run = summary(&b_err, "stock")["run_id"].clone();
-    signal("-CONT");
+    signal(a_pid, "-CONT");
     let a = a.wait_with_output().await.unwrap();
     let a_err = String::from_utf8_lossy(&a.stderr);
     assert_eq!(a.status.code(), Some(1), "{a_err}");
