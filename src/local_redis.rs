@@ -145,6 +145,13 @@ impl LocalRedis {
         self.spawn().await
     }
 
+    /// Starts the server again on the same port with other `extra_args` (another password,
+    /// say), as an operator's restart with a new configuration would.
+    pub async fn restart_with(&mut self, extra_args: Vec<String>) -> Result<(), LocalRedisError> {
+        self.options.extra_args = extra_args;
+        self.restart().await
+    }
+
     async fn spawn(&mut self) -> Result<(), LocalRedisError> {
         let log = self.dir.join("redis.log");
         let _ = std::fs::remove_file(&log);

@@ -7,8 +7,8 @@
 //! `[redis]`. A cluster cannot run a pipeline across slots, nor a `SCAN` of the whole keyspace on
 //! one node: [`Store::batch`] and [`KeyScan`] hide both differences.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use backon::{ExponentialBuilder, Retryable};
@@ -98,7 +98,7 @@ impl ConnectionLike for Conn {
 /// The shared Redis handle. Cloning is cheap and shares the one connection.
 #[derive(Clone)]
 pub struct Store {
-    conn: Conn,
+    conn: Shared,
     /// A cluster's per-node connection settings, for commands that must visit every node.
     nodes: Option<Arc<NodeTemplate>>,
     address: String,
@@ -110,6 +110,29 @@ pub struct Store {
 const UNKNOWN: u8 = 0;
 const UP: u8 = 1;
 const DOWN: u8 = 2;
+/// Reachable, but the credentials were refused.
+const REFUSED: u8 = 3;
+
+/// What the handle holds: a single server's manager, which it can replace, or the cluster's
+/// connection.
+#[derive(Clone)]
+enum Shared {
+    Single(Arc<Single>),
+    Cluster(ClusterConnection),
+}
+
+/// A single server's connection manager, and what it takes to build a new one.
+///
+/// The manager reconnects by itself after an I/O error, but a reconnect that fails to
+/// authenticate (a rotated password, an ACL user missing on a new primary) leaves it holding
+/// that failure for good: every command gets it, and nothing would ever restart the daemon.
+/// On such a failure the store builds a new manager, so the next command connects afresh and
+/// works as soon as the credentials do.
+struct Single {
+    manager: RwLock<ConnectionManager>,
+    client: Client,
+    config: ConnectionManagerConfig,
+}
 
 impl Store {
     /// Builds the handle without touching the network: the daemon must start (and report
@@ -118,14 +141,23 @@ impl Store {
         crate::tls::install_crypto_provider();
         let (conn, address, nodes) = if settings.cluster_nodes.is_empty() {
             let (client, config) = client(settings)?;
-            let conn = ConnectionManager::new_lazy_with_config(client, config)
+            let manager = ConnectionManager::new_lazy_with_config(client.clone(), config.clone())
                 .map_err(|e| StoreError::Client(e.to_string()))?;
-            (Conn::Single(conn), settings.url.address(), None)
+            let single = Single {
+                manager: RwLock::new(manager),
+                client,
+                config,
+            };
+            (
+                Shared::Single(Arc::new(single)),
+                settings.url.address(),
+                None,
+            )
         } else {
             let nodes: Vec<String> = settings.cluster_nodes.iter().map(|n| n.address()).collect();
             let (conn, template) = cluster(settings)?;
             (
-                Conn::Cluster(conn),
+                Shared::Cluster(conn),
                 format!("cluster {}", nodes.join(",")),
                 Some(Arc::new(template)),
             )
@@ -141,7 +173,7 @@ impl Store {
 
     /// Whether this is a Redis Cluster (no cross-slot pipelines or scripts).
     pub fn is_cluster(&self) -> bool {
-        matches!(self.conn, Conn::Cluster(_))
+        matches!(self.conn, Shared::Cluster(_))
     }
 
     /// Builds the handle and proves the server answers `PING`, riding out a blip of a few
@@ -170,7 +202,12 @@ impl Store {
 
     /// A connection handle; it shares the one multiplexed connection.
     pub fn connection(&self) -> Conn {
-        self.conn.clone()
+        match &self.conn {
+            Shared::Single(single) => {
+                Conn::Single(single.manager.read().expect("manager lock").clone())
+            }
+            Shared::Cluster(cluster) => Conn::Cluster(cluster.clone()),
+        }
     }
 
     /// Runs `cmds` with one round trip on a single server (a pipeline, `MULTI`/`EXEC` when
@@ -256,7 +293,7 @@ impl Store {
     }
 
     pub async fn ping(&self) -> Result<(), StoreError> {
-        let mut conn = self.conn.clone();
+        let mut conn = self.connection();
         let result = redis::cmd("PING").query_async::<String>(&mut conn).await;
         self.observe(&result);
         result.map(drop).map_err(|source| StoreError::Unreachable {
@@ -265,9 +302,10 @@ impl Store {
         })
     }
 
-    /// Whether the last round trip reached the server.
+    /// Whether the last round trip reached the server and was let in: during an outage or
+    /// while the credentials are refused (both logged once) failed runs are routine.
     pub fn is_up(&self) -> bool {
-        self.health.load(Ordering::Relaxed) != DOWN
+        !matches!(self.health.load(Ordering::Relaxed), DOWN | REFUSED)
     }
 
     /// Notes a round trip's outcome: counts it for the run, and logs the start and end of an
@@ -275,18 +313,40 @@ impl Store {
     pub(crate) fn observe<T>(&self, result: &Result<T, RedisError>) {
         stats::redis_round_trip();
         match result {
-            Ok(_) => {
-                if self.health.swap(UP, Ordering::Relaxed) == DOWN {
-                    tracing::info!(redis = %self.address, "Redis is reachable again");
+            Ok(_) => match self.health.swap(UP, Ordering::Relaxed) {
+                DOWN => tracing::info!(redis = %self.address, "Redis is reachable again"),
+                REFUSED => {
+                    tracing::info!(redis = %self.address, "Redis accepts the credentials again")
                 }
+                _ => {}
+            },
+            Err(e) if e.kind() == redis::ErrorKind::AuthenticationFailed => {
+                if self.health.swap(REFUSED, Ordering::Relaxed) != REFUSED {
+                    tracing::error!(redis = %self.address, error = %e, "Redis refused the credentials; trying them again at every command until it accepts them");
+                }
+                stats::redis_error();
+                self.reconnect_afresh();
             }
             Err(e) if is_transient(e) => {
-                if self.health.swap(DOWN, Ordering::Relaxed) == UP {
+                if matches!(self.health.swap(DOWN, Ordering::Relaxed), UP | REFUSED) {
                     tracing::warn!(redis = %self.address, error = %e, "Redis is unreachable; retrying until it is back");
                 }
                 stats::redis_error();
             }
             Err(_) => stats::redis_error(),
+        }
+    }
+
+    /// Replaces a single server's manager with a new, unconnected one (see [`Single`]).
+    fn reconnect_afresh(&self) {
+        if let Shared::Single(single) = &self.conn {
+            match ConnectionManager::new_lazy_with_config(
+                single.client.clone(),
+                single.config.clone(),
+            ) {
+                Ok(manager) => *single.manager.write().expect("manager lock") = manager,
+                Err(e) => tracing::warn!(error = %e, "cannot build a new Redis connection"),
+            }
         }
     }
 
@@ -350,9 +410,8 @@ impl Store {
         Fut: Future<Output = Result<T, RedisError>>,
     {
         let mut op = op;
-        let conn = self.conn.clone();
         (|| {
-            let attempt = op(conn.clone());
+            let attempt = op(self.connection());
             async move {
                 let result = attempt.await;
                 self.observe(&result);

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use redis::AsyncCommands;
 
+use finance_cache_warmer::local_redis::{LocalRedis, LocalRedisOptions};
 use support::{RecordedQuotes, conn, eventually, fcw, mount_yahoo_session, redis};
 use wiremock::matchers::path;
 use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -206,6 +207,77 @@ async fn readyz_follows_redis_while_healthz_stays_up() {
     );
     server.restart().await.unwrap();
     ready(200).await;
+    support::signal(child.id().unwrap(), "-TERM");
+    assert_eq!(
+        child.wait_with_output().await.unwrap().status.code(),
+        Some(0)
+    );
+}
+
+#[tokio::test]
+async fn the_daemon_recovers_by_itself_once_redis_accepts_its_credentials_again() {
+    let password = |p: &str| vec!["--requirepass".to_owned(), p.to_owned()];
+    let mut server = support::redis_with(LocalRedisOptions {
+        extra_args: password("first-secret"),
+        ..LocalRedisOptions::default()
+    })
+    .await;
+    let watch = async |server: &LocalRedis, secret: &str| {
+        let url = server
+            .url()
+            .replace("redis://", &format!("redis://:{secret}@"));
+        let mut c = redis::Client::open(url)
+            .unwrap()
+            .get_multiplexed_async_connection()
+            .await
+            .unwrap();
+        let _: () = c.sadd("finance:watchlist", "AAPL").await.unwrap();
+    };
+    watch(&server, "first-secret").await;
+    let (child, base) = daemon(&replayed(vec![
+        ("FCW_REDIS__URL", server.url()),
+        ("FCW_REDIS__PASSWORD", "first-secret".into()),
+        ("FCW_JOBS__STOCK__SCHEDULE", "* * * * * *".into()),
+        ("FCW_JOBS__STOCK__REFRESH_AHEAD", "1".into()),
+    ]));
+    let ready = |want: u16, saying: &'static str| {
+        let base = base.clone();
+        async move {
+            eventually(20, &format!("/readyz {want} {saying}"), || async {
+                get(&format!("{base}/readyz"))
+                    .await
+                    .filter(|(s, why)| *s == want && why.to_lowercase().contains(saying))
+            })
+            .await
+        }
+    };
+    ready(200, "ready").await;
+    // Restarted with another password: the daemon's reconnect is refused ...
+    server
+        .restart_with(password("second-secret"))
+        .await
+        .unwrap();
+    ready(503, "authentication").await;
+    // ... and once Redis takes the daemon's password again, it is ready and warming, unaided.
+    server.restart_with(password("first-secret")).await.unwrap();
+    watch(&server, "first-secret").await;
+    ready(200, "ready").await;
+    let url = server.url().replace("redis://", "redis://:first-secret@");
+    let c = redis::Client::open(url)
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    eventually(20, "AAPL warmed again", || {
+        let mut c = c.clone();
+        async move {
+            c.exists::<_, bool>("finance:cache:stock:AAPL")
+                .await
+                .unwrap()
+                .then_some(())
+        }
+    })
+    .await;
     support::signal(child.id().unwrap(), "-TERM");
     assert_eq!(
         child.wait_with_output().await.unwrap().status.code(),
