@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use crate::jobs::{JobName, RunOptions};
 use crate::notify;
-use crate::runner::{RunResult, Runner};
+use crate::runner::Runner;
 use crate::server::Health;
 use crate::shutdown::Shutdown;
 use crate::stats;
@@ -46,13 +46,21 @@ pub async fn run(runner: Runner, shutdown: Shutdown, health: Arc<Health>) {
             job_settings.run_on_start,
         );
         tracing::info!(job = %job, schedule = job_settings.schedule.as_str(), timezone = tz.name(), next = ?next_fire(&cron, tz, Utc::now()), "scheduled");
+        let runner = runner.clone();
+        let start = move || -> JoinHandle<()> {
+            let runner = runner.clone();
+            tokio::spawn(async move {
+                runner.run(job, RunOptions::default()).await;
+            })
+        };
         loops.push(tokio::spawn(job_loop(
-            runner.clone(),
             job,
             cron,
             tz,
             run_on_start,
             shutdown.clone(),
+            Arc::new(Utc::now),
+            start,
         )));
     }
     health.beat();
@@ -78,38 +86,64 @@ pub async fn run(runner: Runner, shutdown: Shutdown, health: Arc<Health>) {
     }
 }
 
-async fn job_loop(
-    runner: Runner,
+/// The wall clock fire times are read on: [`Utc::now`] in the daemon, a steppable one in tests.
+pub type WallClock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
+
+/// How often a waiting job loop reads the wall clock: a step of it, either way, is noticed
+/// within this long.
+const CLOCK_CHECK: std::time::Duration = std::time::Duration::from_secs(1);
+/// A wall clock this far behind where the monotonic clock says it should be has been stepped
+/// back (an NTP step, an operator's `date -s`), not merely slewed.
+const CLOCK_STEP: chrono::Duration = chrono::Duration::seconds(1);
+
+/// One job's loop: a run on start if asked, then one per fire time. A tick that finds the last
+/// run still going is skipped, not stacked. Fire times follow the wall clock: when it jumps
+/// forward the passed ones are skipped, not caught up; when it moves back they are recomputed
+/// from the new reading (so slots already run may run again), rather than waiting out the step.
+pub async fn job_loop<F>(
     job: JobName,
     cron: Cron,
     tz: Tz,
     run_on_start: bool,
     shutdown: Shutdown,
-) {
-    let start = |runner: &Runner| -> JoinHandle<RunResult> {
-        let runner = runner.clone();
-        tokio::spawn(async move { runner.run(job, RunOptions::default()).await })
-    };
-    let mut current = run_on_start.then(|| start(&runner));
-    let mut after = Utc::now();
+    clock: WallClock,
+    start: F,
+) where
+    F: Fn() -> JoinHandle<()>,
+{
+    let mut current = run_on_start.then(&start);
+    // The last reading of the wall clock, and when it was taken by the monotonic one.
+    let (mut wall, mut read_at) = (clock(), tokio::time::Instant::now());
+    let mut next = next_fire(&cron, tz, wall);
     loop {
-        let Some(at) = next_fire(&cron, tz, after) else {
+        let Some(at) = next else {
             tracing::warn!(job = %job, "the schedule has no future fire time; the job stops being scheduled");
             break;
         };
-        let wait = (at - Utc::now()).to_std().unwrap_or_default();
+        let wait = (at - wall).to_std().unwrap_or_default().min(CLOCK_CHECK);
         tokio::select! {
             _ = shutdown.requested() => break,
             _ = tokio::time::sleep(wait) => {}
+        }
+        let now = clock();
+        let expected = wall + chrono::Duration::from_std(read_at.elapsed()).unwrap_or_default();
+        (wall, read_at) = (now, tokio::time::Instant::now());
+        if now + CLOCK_STEP < expected {
+            tracing::warn!(job = %job, back_s = (expected - now).num_seconds(), "the wall clock moved back; fire times are recomputed from it");
+            next = next_fire(&cron, tz, now);
+            continue;
+        }
+        if now < at {
+            continue;
         }
         if current.as_ref().is_some_and(|run| !run.is_finished()) {
             stats::run_skipped_overlap(job.as_str());
             tracing::info!(job = %job, tick = %at, "the previous run is still going; this tick is skipped");
         } else {
-            current = Some(start(&runner));
+            current = Some(start());
         }
         // Occurrences that passed while we were away are skipped, not caught up.
-        after = at.max(Utc::now());
+        next = next_fire(&cron, tz, at.max(now));
     }
     if let Some(run) = current {
         let _ = run.await;
@@ -120,6 +154,74 @@ async fn job_loop(
 mod tests {
     use super::*;
     use crate::config::Schedule;
+    use std::sync::Mutex;
+    use std::time::Duration;
+
+    /// A wall clock that runs with tokio's (paused) clock from `base`, shifted by what the test
+    /// steps it by.
+    fn steppable(base: DateTime<Utc>) -> (WallClock, Arc<Mutex<chrono::Duration>>) {
+        let step = Arc::new(Mutex::new(chrono::Duration::zero()));
+        let started = tokio::time::Instant::now();
+        let shift = step.clone();
+        let clock: WallClock = Arc::new(move || {
+            base + *shift.lock().unwrap() + chrono::Duration::from_std(started.elapsed()).unwrap()
+        });
+        (clock, step)
+    }
+
+    /// Runs an every-second job loop on `clock`, recording the wall time of each run it starts.
+    fn every_second(clock: WallClock, shutdown: Shutdown) -> Arc<Mutex<Vec<DateTime<Utc>>>> {
+        let fired = Arc::new(Mutex::new(Vec::new()));
+        let (runs, now) = (fired.clone(), clock.clone());
+        let start = move || {
+            runs.lock().unwrap().push(now());
+            tokio::spawn(async {})
+        };
+        let cron = Schedule::parse("* * * * * *").unwrap().cron().clone();
+        let tz = chrono_tz::America::New_York;
+        tokio::spawn(job_loop(
+            JobName::Stock,
+            cron,
+            tz,
+            false,
+            shutdown,
+            clock,
+            start,
+        ));
+        fired
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_wall_clock_stepped_back_does_not_stall_the_schedule() {
+        let (clock, step) = steppable(utc("2026-12-02T15:00:00.500Z"));
+        let shutdown = Shutdown::default();
+        let fired = every_second(clock, shutdown.clone());
+        tokio::time::sleep(Duration::from_millis(3_100)).await;
+        assert_eq!(fired.lock().unwrap().len(), 3);
+        // NTP steps the clock back a minute: the job goes on firing every second, re-running
+        // slots of the repeated minute, instead of waiting the minute out.
+        *step.lock().unwrap() = chrono::Duration::seconds(-60);
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        let runs = fired.lock().unwrap().clone();
+        assert!(runs.len() >= 3 + 4, "{runs:?}");
+        assert!(runs[3] < utc("2026-12-02T15:00:00Z"), "{runs:?}");
+        shutdown.trigger(crate::shutdown::Signal::Terminate);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_wall_clock_stepped_forward_skips_the_passed_slots_and_goes_on() {
+        let (clock, step) = steppable(utc("2026-12-02T15:00:00.500Z"));
+        let shutdown = Shutdown::default();
+        let fired = every_second(clock, shutdown.clone());
+        tokio::time::sleep(Duration::from_millis(2_100)).await;
+        *step.lock().unwrap() = chrono::Duration::hours(1);
+        tokio::time::sleep(Duration::from_millis(3_000)).await;
+        let runs = fired.lock().unwrap().clone();
+        // Two before, then one per second from 16:00: the hour in between is not caught up.
+        assert!((4..=6).contains(&runs.len()), "{runs:?}");
+        assert!(runs[2] >= utc("2026-12-02T16:00:00Z"), "{runs:?}");
+        shutdown.trigger(crate::shutdown::Signal::Terminate);
+    }
 
     fn utc(s: &str) -> DateTime<Utc> {
         s.parse().unwrap()
