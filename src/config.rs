@@ -346,6 +346,10 @@ pub struct JobSettings {
     /// underlying price.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub strike_window: Option<Fraction>,
+    /// Warming jobs: refetch a value that would be older than this (by its `fetched_at`) before
+    /// the next run could refresh it, whatever its TTL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_age: Option<HumanDuration>,
 }
 
 /// A configuration problem, always naming what to fix.
@@ -712,6 +716,12 @@ impl Settings {
                     "only jobs.options has a strike window".into(),
                 ));
             }
+            if name == "integrity" && job.max_age.is_some() {
+                return Err((
+                    "jobs.integrity.max_age".into(),
+                    "only the warming jobs (stock, options, earnings) have a max_age".into(),
+                ));
+            }
         }
         if self.cache.max_value_bytes.0 < MIN_VALUE_CAP {
             return Err((
@@ -729,8 +739,12 @@ impl Settings {
                 format!("invalid filter {:?}: {e}", self.log.level),
             )
         })?;
+        self.validate_schedule_gaps()?;
         for (name, job) in self.jobs.iter() {
             positive(&job.timeout, &format!("jobs.{name}.timeout"))?;
+            if let Some(max_age) = &job.max_age {
+                positive(max_age, &format!("jobs.{name}.max_age"))?;
+            }
             for (key, value) in [
                 ("max_failure_ratio", job.max_failure_ratio),
                 ("refresh_ahead", job.refresh_ahead),
@@ -768,6 +782,37 @@ impl Settings {
 }
 
 impl Settings {
+    /// A warming job's values live until its next run can have rewritten them (see
+    /// `jobs::warm`), but never longer than `ttl.earnings_max`: a schedule whose runs can be
+    /// further apart than that, with the timeout, would let values lapse between runs.
+    fn validate_schedule_gaps(&self) -> Result<(), KeyProblem> {
+        let longest_life = self.ttl.earnings_max.get();
+        for (name, job) in self.jobs.iter().filter(|(name, _)| *name != "integrity") {
+            let limit = longest_life.saturating_sub(job.timeout.get());
+            let gap = job.schedule.longest_gap_over(
+                self.market.timezone.0,
+                chrono::Utc::now(),
+                chrono::Duration::from_std(limit).unwrap_or(chrono::TimeDelta::MAX),
+            );
+            if let Some(gap) = gap.and_then(|g| g.to_std().ok()) {
+                return Err((
+                    format!("jobs.{name}.schedule"),
+                    format!(
+                        "up to {} pass between its runs; with the {} timeout that is longer than ttl.earnings_max ({}), the longest a cached value may live, so values would lapse between runs: run it more often or raise ttl.earnings_max",
+                        format_args!(
+                            "{}d {}h",
+                            gap.as_secs() / 86_400,
+                            gap.as_secs() % 86_400 / 3_600
+                        ),
+                        job.timeout,
+                        self.ttl.earnings_max
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
     fn validate_ttl(&self) -> Result<(), KeyProblem> {
         let t = &self.ttl;
         let o = &t.options;
@@ -1439,6 +1484,22 @@ impl<'de> Deserialize<'de> for IsoDate {
     }
 }
 
+/// The first fire time of `cron` strictly after `after`, computed in `tz`.
+pub fn next_fire(
+    cron: &croner::Cron,
+    tz: chrono_tz::Tz,
+    after: chrono::DateTime<chrono::Utc>,
+) -> Option<chrono::DateTime<chrono::Utc>> {
+    cron.find_next_occurrence(&after.with_timezone(&tz), false)
+        .ok()
+        .map(|t| t.with_timezone(&chrono::Utc))
+}
+
+/// How far ahead [`Schedule::longest_gap_over`] looks: over a year, so a yearly pattern shows.
+const GAP_SCAN_DAYS: i64 = 400;
+/// Its probes at most, so a short limit cannot make start-up slow.
+const GAP_SCAN_PROBES: i32 = 2_000;
+
 /// A 6-field cron expression with seconds (`sec min hour dom month dow`), checked when loaded.
 #[derive(Clone)]
 pub struct Schedule {
@@ -1456,10 +1517,7 @@ impl Schedule {
         // A date that never comes (30 February) parses; a job on it would never run, and its
         // loop would end, so the daemon's heartbeats would stop and it would be restarted in a
         // loop. Without a year field, an expression that fires once fires again every 4 years.
-        if cron
-            .find_next_occurrence(&chrono::Utc::now(), false)
-            .is_err()
-        {
+        if next_fire(&cron, chrono_tz::UTC, chrono::Utc::now()).is_none() {
             return Err(format!(
                 "the cron expression {text:?} never fires (a date that does not exist?)"
             ));
@@ -1472,6 +1530,36 @@ impl Schedule {
 
     pub fn cron(&self) -> &croner::Cron {
         &self.cron
+    }
+
+    /// The longest wait for a run from `from` on (to the first fire time, or between two), if
+    /// one is longer than `limit`. Probes the next 400 days at half the limit apart, so every
+    /// such wait holds a probe, and measures it from the fire times around that probe: a few
+    /// dozen steps, where walking every fire time of an every-second schedule would take long.
+    pub fn longest_gap_over(
+        &self,
+        tz: chrono_tz::Tz,
+        from: chrono::DateTime<chrono::Utc>,
+        limit: chrono::Duration,
+    ) -> Option<chrono::Duration> {
+        let step = (limit / 2).max(chrono::Duration::days(GAP_SCAN_DAYS) / GAP_SCAN_PROBES);
+        let end = from + chrono::Duration::days(GAP_SCAN_DAYS);
+        let mut longest = None;
+        let mut probe = from;
+        while probe <= end {
+            let local = probe.with_timezone(&tz);
+            let next = self.cron.find_next_occurrence(&local, false).ok()?;
+            let previous = self
+                .cron
+                .find_previous_occurrence(&local, true)
+                .map_or(from, |p| p.with_timezone(&chrono::Utc).max(from));
+            let gap = next.with_timezone(&chrono::Utc) - previous;
+            if gap > limit && longest.is_none_or(|l| gap > l) {
+                longest = Some(gap);
+            }
+            probe += step;
+        }
+        longest
     }
 
     pub fn as_str(&self) -> &str {

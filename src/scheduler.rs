@@ -13,19 +13,13 @@ use tokio::task::JoinHandle;
 
 use std::sync::Arc;
 
+use crate::config::next_fire;
 use crate::jobs::{JobName, RunOptions};
 use crate::notify;
 use crate::runner::Runner;
 use crate::server::Health;
 use crate::shutdown::Shutdown;
 use crate::stats;
-
-/// The first fire time strictly after `after`, computed in `tz`.
-pub fn next_fire(cron: &Cron, tz: Tz, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
-    cron.find_next_occurrence(&after.with_timezone(&tz), false)
-        .ok()
-        .map(|t| t.with_timezone(&Utc))
-}
 
 /// Runs every enabled job on its schedule until shutdown, then waits for the runs in flight
 /// (each bounded by `scheduler.shutdown_grace`). Its own loop beats `health` and the systemd

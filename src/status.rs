@@ -17,12 +17,12 @@ use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use serde::Serialize;
 
+use crate::config::next_fire;
 use crate::config::{JobSettings, Settings};
 use crate::jobs::watchlist::WatchlistReader;
 use crate::jobs::{JobName, Shared};
 use crate::keys::{self, CacheKind};
 use crate::record::{self, RunRecord, rfc3339_ms};
-use crate::scheduler::next_fire;
 use crate::shutdown::Shutdown;
 use crate::stats;
 use crate::store::{Store, StoreError};

@@ -191,10 +191,28 @@ fn a_schedule_that_never_fires_is_a_config_error() {
         ),
         "{err}"
     );
-    // 29 February comes, every four years.
+    // 29 February comes, every four years: fine for the integrity job, which writes no values.
     let (code, _, err) = run(fcw()
         .arg("check-config")
-        .env("FCW_JOBS__EARNINGS__SCHEDULE", "0 0 0 29 2 *"));
+        .env("FCW_JOBS__INTEGRITY__SCHEDULE", "0 0 0 29 2 *"));
+    assert_eq!(code, Some(0), "{err}");
+}
+
+#[test]
+fn a_warming_schedule_whose_runs_are_further_apart_than_any_value_may_live_is_a_config_error() {
+    // Quarterly earnings runs: over 90 days apart, and values live 60 days at most.
+    let quarterly = ("FCW_JOBS__EARNINGS__SCHEDULE", "0 0 8 1 */3 *");
+    let (code, _, err) = run(fcw().arg("check-config").env(quarterly.0, quarterly.1));
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.starts_with("config error: jobs.earnings.schedule: up to 92d 1h pass between its runs")
+            && err.contains("longer than ttl.earnings_max (60d)"),
+        "{err}"
+    );
+    let (code, _, err) = run(fcw()
+        .arg("check-config")
+        .env(quarterly.0, quarterly.1)
+        .env("FCW_TTL__EARNINGS_MAX", "100d"));
     assert_eq!(code, Some(0), "{err}");
 }
 

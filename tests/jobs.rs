@@ -662,7 +662,8 @@ async fn earnings_refresh_ahead_judges_a_key_by_the_ttl_its_cached_date_would_ge
     assert_eq!(code, Some(0), "{err}");
     assert_eq!(summary(&err, "earnings")["written"].as_u64(), Some(3));
     let mut c = conn(&server).await;
-    // QQQ has no earnings (24 h); AAPL's recorded date, 2025-04-30, is past (1 h): both fresh.
+    // QQQ has no earnings (24 h). AAPL's recorded date, 2025-04-30, is past (the policy's 1 h),
+    // but the key must outlive the next run: Thursday 08:00 New York plus its 30 m timeout.
     assert_ttl(
         &mut c,
         "finance:cache:earnings:QQQ",
@@ -670,7 +671,13 @@ async fn earnings_refresh_ahead_judges_a_key_by_the_ttl_its_cached_date_would_ge
         "no known date",
     )
     .await;
-    assert_ttl(&mut c, "finance:cache:earnings:AAPL", 3600, "a past date").await;
+    assert_ttl(
+        &mut c,
+        "finance:cache:earnings:AAPL",
+        21 * 3600 + 30 * 60 + 1,
+        "a past date, until the next run has rewritten it",
+    )
+    .await;
     // An unreadable cached value is refreshed whatever its TTL.
     let _: () = c
         .set_ex("finance:cache:earnings:GOOG", "{garbage", 86_400)
@@ -685,17 +692,18 @@ async fn earnings_refresh_ahead_judges_a_key_by_the_ttl_its_cached_date_would_ge
     );
     let goog: String = c.get("finance:cache:earnings:GOOG").await.unwrap();
     assert_schema("earnings", &serde_json::from_str(&goog).unwrap());
-    // Under half of the 24 h the date-less QQQ would get now: refreshed.
+    // Under half of the 24 h the date-less QQQ would get now, and gone before the next run:
+    // refreshed.
     let _: () = c
         .expire("finance:cache:earnings:QQQ", 40_000)
         .await
         .unwrap();
     let (_, _, err) = run(&["earnings", "--at", MID_SESSION]);
     assert_eq!(summary(&err, "earnings")["written"].as_u64(), Some(1));
-    // Days before the recorded dates (AAPL 2025-04-30, GOOG 2025-04-23) a key lives until the
-    // start of its day in New York, so both 1 h keys are under half of that and due; QQQ, with
-    // no date, is still fresh.
-    let (_, _, err) = run(&["earnings", "--at", "2025-04-20T12:00:00Z"]);
+    // Friday 2025-04-18 07:00 New York, days before the recorded dates (AAPL 2025-04-30, GOOG
+    // 2025-04-23): a key lives until the start of its day, so the other two keys are under half
+    // of that and due; QQQ, with no date, outlives the 08:00 run and stays.
+    let (_, _, err) = run(&["earnings", "--at", "2025-04-18T11:00:00Z"]);
     let s = summary(&err, "earnings");
     assert_eq!(
         (s["skipped_fresh"].as_u64(), s["written"].as_u64()),
@@ -705,7 +713,7 @@ async fn earnings_refresh_ahead_judges_a_key_by_the_ttl_its_cached_date_would_ge
     assert_ttl(
         &mut c,
         "finance:cache:earnings:AAPL",
-        9 * 86_400 + 16 * 3600,
+        11 * 86_400 + 17 * 3600,
         "until the earnings day",
     )
     .await;

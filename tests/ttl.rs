@@ -263,6 +263,15 @@ fn ttl_command_explains_the_configured_policy() {
     );
 }
 
+/// Stock and options runs every minute with a 10 s timeout: a value written now must outlive
+/// the next run (at most 71 s), which is shorter than every TTL below, so the market decides.
+const MINUTELY: [(&str, &str); 4] = [
+    ("FCW_JOBS__STOCK__SCHEDULE", "0 * * * * *"),
+    ("FCW_JOBS__STOCK__TIMEOUT", "10s"),
+    ("FCW_JOBS__OPTIONS__SCHEDULE", "0 * * * * *"),
+    ("FCW_JOBS__OPTIONS__TIMEOUT", "10s"),
+];
+
 #[tokio::test]
 async fn once_writes_the_ttl_of_the_market_state_at_its_instant() {
     let server = redis().await;
@@ -304,7 +313,8 @@ async fn once_writes_the_ttl_of_the_market_state_at_its_instant() {
                 .args(["once", job, "--force", "--at", at])
                 .env("FCW_REDIS__URL", server.url())
                 .env("FCW_LOG__FORMAT", "json")
-                .envs(support::REPLAY));
+                .envs(support::REPLAY)
+                .envs(MINUTELY));
             assert_eq!(code, Some(0), "{at}: {err}");
             let s = summary(&err, job);
             assert_eq!(s["written"].as_u64(), Some(2), "{at}: {s}");
@@ -328,4 +338,40 @@ async fn once_writes_the_ttl_of_the_market_state_at_its_instant() {
             }
         }
     }
+}
+
+#[tokio::test]
+async fn a_value_outlives_the_next_run_of_its_job_whatever_the_policy_says() {
+    let server = redis().await;
+    let mut c = conn(&server).await;
+    let _: () = c.sadd("finance:watchlist", "AAPL").await.unwrap();
+    let once = |job: &str, at: &str| {
+        let (code, _, err) = run(fcw()
+            .args(["once", job, "--force", "--at", at])
+            .env("FCW_REDIS__URL", server.url())
+            .env("FCW_LOG__FORMAT", "json")
+            .envs(support::REPLAY));
+        assert_eq!(code, Some(0), "{err}");
+    };
+    // 15:55 New York: the policy says 300 s, to the close. The default schedule's next run that
+    // can start after this one's 4 m timeout is at 16:00, and may take its own 4 m: the key
+    // lives until 16:04:01, so no reader misses it while the 16:00 run writes.
+    once("stock", "2026-12-02T20:55:00Z");
+    assert_ttl(
+        &mut c,
+        "finance:cache:stock:AAPL",
+        9 * 60 + 1,
+        "until the next run",
+    )
+    .await;
+    // Friday 08:00, the earnings job: a date in the past gets the policy's 1 h, but the next
+    // weekday run is Monday 08:00, with a 30 m timeout.
+    once("earnings", "2026-12-04T13:00:00Z");
+    assert_ttl(
+        &mut c,
+        "finance:cache:earnings:AAPL",
+        3 * 86_400 + 30 * 60 + 1,
+        "until Monday's run",
+    )
+    .await;
 }

@@ -14,6 +14,7 @@ use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
 
 use crate::codec;
+use crate::config::next_fire;
 use crate::jobs::watchlist::WatchlistReader;
 use crate::jobs::{Job, JobError, JobName, RunContext, RunReport};
 use crate::keys::{self, CacheKind};
@@ -132,6 +133,36 @@ impl Job for WarmJob {
     }
 }
 
+/// Added to a value's [`WarmJob::horizon`] when it is written: the scheduler wakes and a write
+/// lands a little after the instants the horizon counts to. It also lets a run right after
+/// another (or at the same `--at` instant) find the values that one wrote fresh.
+const SCHEDULING_SLACK: Duration = Duration::from_secs(1);
+
+/// The TTL a value for `key` gets when written at `now`: its policy TTL, jittered, but at least
+/// until the next run can rewrite it (`horizon`), and at most `ttl.earnings_max`, the longest a
+/// value may live (start-up makes sure every schedule's runs are closer together than that).
+fn lifetime(
+    ctx: &RunContext,
+    key: &str,
+    ttl: Ttl,
+    now: DateTime<Utc>,
+    horizon: Duration,
+) -> Duration {
+    let policy = &ctx.shared.policy;
+    // Whole seconds, rounded up: a value must outlive its horizon.
+    let horizon = horizon + SCHEDULING_SLACK;
+    let horizon = Duration::from_secs(horizon.as_secs() + u64::from(horizon.subsec_nanos() > 0));
+    ttl.jittered(policy.jitter, jitter_seed(key, now))
+        .max(horizon)
+        .min(policy.earnings.max)
+}
+
+/// Any cached value's `fetched_at`, without reading the rest into memory.
+#[derive(serde::Deserialize)]
+struct Stamp {
+    fetched_at: DateTime<Utc>,
+}
+
 /// The type of a key that holds something other than a cached value: the answer to `TYPE`
 /// when it is not `string` (or `none`, a missing key), or `GET`'s `WRONGTYPE` refusal.
 fn foreign_type(reply: &redis::Value) -> Option<&str> {
@@ -193,6 +224,7 @@ impl WarmJob {
     ) -> Option<Write<'a>> {
         // TTLs are computed when the values are written, not when the batch started.
         let now = ctx.options.now();
+        let horizon = self.horizon(ctx, now);
         let mut writes = Vec::new();
         let settings = &ctx.shared.settings;
         let strike_window = settings.jobs.options.strike_window;
@@ -204,9 +236,7 @@ impl WarmJob {
                         chain.keep_strikes_within(window.0);
                     }
                     let key = keys::cache(self.kind, &ticker);
-                    let ttl = value
-                        .ttl(ctx, now)
-                        .jittered(ctx.shared.policy.jitter, jitter_seed(&key, now));
+                    let ttl = lifetime(ctx, &key, value.ttl(ctx, now), now, horizon);
                     let json = match value.to_json() {
                         Ok(json) => json,
                         Err(e) => {
@@ -254,23 +284,39 @@ impl WarmJob {
         }))
     }
 
-    /// Drops tickers whose key still has more than `refresh_ahead` of the TTL the policy would
-    /// give it now. For earnings, "now" means the TTL of the cached earnings date. A key of
-    /// another type than a string (an `HSET` by someone else) is due: the write replaces it.
+    /// How long a value must still live at `now` for no reader to miss it: until the job's next
+    /// run, which may start as late as the next fire time after this run's timeout, has
+    /// rewritten it within its own timeout. Values are written to live [`SCHEDULING_SLACK`]
+    /// longer than this.
+    fn horizon(&self, ctx: &RunContext, now: DateTime<Utc>) -> Duration {
+        let settings = &ctx.shared.settings;
+        let job = self.name().settings(settings);
+        let timeout = job.timeout.get();
+        let run_ends = now + chrono::Duration::from_std(timeout).unwrap_or_default();
+        next_fire(job.schedule.cron(), settings.market.timezone.0, run_ends)
+            .and_then(|next| (next - now).to_std().ok())
+            .map_or(timeout, |until_next| until_next + timeout)
+    }
+
+    /// Drops the tickers whose key is fresh: it will outlive the next run (see
+    /// [`WarmJob::horizon`]) and keeps more than `refresh_ahead` of the TTL it would be written
+    /// with now (for earnings, the TTL of its *cached* date), and, with `max_age`, its value will
+    /// not have grown older than that by the next run. A key of another type than a string (an
+    /// `HSET` by someone else) is due: the write replaces it.
     async fn not_fresh(
         &self,
         ctx: &RunContext,
         batch: Vec<Ticker>,
         now: DateTime<Utc>,
     ) -> Result<Vec<Ticker>, JobError> {
-        let refresh_ahead = self.name().settings(&ctx.shared.settings).refresh_ahead;
+        let job = self.name().settings(&ctx.shared.settings);
+        let max_age = job.max_age.map(|a| a.get());
+        let horizon = self.horizon(ctx, now);
         let keys: Vec<String> = batch.iter().map(|t| keys::cache(self.kind, t)).collect();
-        // Per key: its PTTL, then its value (earnings, whose date decides the TTL) or its type.
-        let second = if self.kind == CacheKind::Earnings {
-            "GET"
-        } else {
-            "TYPE"
-        };
+        // Per key: its PTTL, then its value (earnings, whose date decides the TTL, or for
+        // max_age its fetched_at) or just its type.
+        let read_values = self.kind == CacheKind::Earnings || max_age.is_some();
+        let second = if read_values { "GET" } else { "TYPE" };
         let cmds: Vec<redis::Cmd> = ["PTTL", second]
             .iter()
             .flat_map(|name| keys.iter().map(|k| redis::cmd(name).arg(k).to_owned()))
@@ -291,22 +337,28 @@ impl WarmJob {
                 // Refused for another reason than the type (an ACL, say): the run's problem.
                 return Err(ctx.shared.store.refused("PTTL batch", e.clone()).into());
             }
-            let remaining_ms: i64 = redis::from_redis_value(ttl).unwrap_or(-2);
             if let Some(kind) = foreign_type(&second) {
                 tracing::warn!(key = %key, r#type = %kind, "a cache key holds another type than a string; it is refetched and overwritten");
                 due.push(ticker);
                 continue;
             }
-            let full = match self.kind {
+            let remaining_ms: i64 = redis::from_redis_value(ttl).unwrap_or(-2);
+            let cached = read_values
+                .then(|| {
+                    redis::from_redis_value::<Option<Vec<u8>>>(second)
+                        .ok()
+                        .flatten()
+                })
+                .flatten()
+                .and_then(|v| codec::decode(&v, codec::MAX_JSON_BYTES).ok());
+            let policy_ttl = match self.kind {
                 CacheKind::Stock => policy.stock.ttl(cal, now),
                 CacheKind::Options => policy.options.ttl(cal, now),
                 CacheKind::Earnings => {
-                    let cached = redis::from_redis_value::<Option<Vec<u8>>>(second)
-                        .ok()
-                        .flatten()
-                        .and_then(|v| codec::decode(&v, codec::MAX_JSON_BYTES).ok())
-                        .and_then(|v| serde_json::from_slice::<Earnings>(&v).ok());
-                    match cached {
+                    match cached
+                        .as_deref()
+                        .and_then(|v| serde_json::from_slice::<Earnings>(v).ok())
+                    {
                         Some(e) => policy.earnings.ttl(cal, now, e.earnings_date),
                         // Unreadable or missing: refresh.
                         None => {
@@ -316,8 +368,22 @@ impl WarmJob {
                     }
                 }
             };
-            let threshold = full.duration.mul_f64(refresh_ahead);
-            if remaining_ms < 0 || Duration::from_millis(remaining_ms as u64) <= threshold {
+            let full = lifetime(ctx, key, policy_ttl, now, horizon);
+            let too_old = max_age.is_some_and(|max_age| {
+                // Ages are real time: `fetched_at` is when the value was fetched, even under
+                // `--at`. A run may have fetched it as late as its timeout after it started,
+                // so a value is old once it is within a timeout of max_age: the daily run after
+                // the one that fetched it refetches it.
+                cached
+                    .as_deref()
+                    .and_then(|v| serde_json::from_slice::<Stamp>(v).ok())
+                    .and_then(|stamp| (Utc::now() - stamp.fetched_at).to_std().ok())
+                    .is_none_or(|age| age + job.timeout.get() >= max_age)
+            });
+            let remaining = u64::try_from(remaining_ms).map(Duration::from_millis);
+            let fresh = remaining
+                .is_ok_and(|left| left >= horizon && left > full.mul_f64(job.refresh_ahead));
+            if too_old || !fresh {
                 due.push(ticker);
             }
         }

@@ -34,11 +34,13 @@ pub const REPLAY: [(&str, &str); 3] = [
 /// Every job scheduled only at midnight New York on 29 February (next in 2028): a daemon under
 /// test makes its start-up runs and no scheduled one, whatever the hour the suite runs at (the
 /// defaults fire every 5 and 15 minutes and at 08:00, and a tick would add runs to count).
-pub const START_UP_RUNS_ONLY: [(&str, &str); 4] = [
+/// Values may then live until the next 29 February, so `ttl.earnings_max` allows four years.
+pub const START_UP_RUNS_ONLY: [(&str, &str); 5] = [
     ("FCW_JOBS__STOCK__SCHEDULE", "0 0 0 29 2 *"),
     ("FCW_JOBS__OPTIONS__SCHEDULE", "0 0 0 29 2 *"),
     ("FCW_JOBS__EARNINGS__SCHEDULE", "0 0 0 29 2 *"),
     ("FCW_JOBS__INTEGRITY__SCHEDULE", "0 0 0 29 2 *"),
+    ("FCW_TTL__EARNINGS_MAX", "1500d"),
 ];
 
 /// Sends `which` (`-TERM`, `-STOP`, ...) to `pid` with kill(1), and checks it was delivered.
