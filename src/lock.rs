@@ -55,10 +55,10 @@ return #KEYS - 1";
 
 static FENCED_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(FENCED));
 
-/// Lock values this process sent whose `SET` never answered (a timeout: the server may still
-/// have applied it). Such a lock is ours to take back; any other value, even one naming this
-/// host and pid (two containers can share both), belongs to someone else. A handful is plenty:
-/// a leftover expires within its TTL anyway.
+/// Lock values this process sent whose `SET` or release never answered (a timeout: the server
+/// may have applied the one and not the other). Such a lock is ours to take back; any other
+/// value, even one naming this host and pid (two containers can share both), belongs to someone
+/// else. A handful is plenty: a leftover expires within its TTL anyway.
 static UNCONFIRMED: LazyLock<Mutex<VecDeque<String>>> = LazyLock::new(Default::default);
 const UNCONFIRMED_KEPT: usize = 16;
 
@@ -213,7 +213,9 @@ impl Lock {
             .invoke_async(&mut conn)
             .await;
         if let Err(e) = released {
-            // It expires by itself within the TTL.
+            // It expires by itself within the TTL, or the job's next run here takes it back:
+            // a stuck Redis that recovers must not hold the job up for a whole lock TTL.
+            remember_unconfirmed(&self.fence.value);
             tracing::warn!(lock = %self.fence.key, error = %e, "could not release the job lock; it will expire");
         }
     }
@@ -310,13 +312,17 @@ async fn set_nx(
     match set {
         Ok(reply) => Ok(reply.map(|_| sent)),
         Err(e) => {
-            let mut sent = UNCONFIRMED.lock().expect("unconfirmed lock");
-            sent.push_back(value.to_owned());
-            if sent.len() > UNCONFIRMED_KEPT {
-                sent.pop_front();
-            }
+            remember_unconfirmed(value);
             Err(e)
         }
+    }
+}
+
+fn remember_unconfirmed(value: &str) {
+    let mut sent = UNCONFIRMED.lock().expect("unconfirmed lock");
+    sent.push_back(value.to_owned());
+    if sent.len() > UNCONFIRMED_KEPT {
+        sent.pop_front();
     }
 }
 

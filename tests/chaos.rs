@@ -186,6 +186,8 @@ async fn a_stuck_redis_fails_the_run_within_its_timeout_and_the_daemon_carries_o
         .env("FCW_JOBS__STOCK__SCHEDULE", "* * * * * *")
         .env("FCW_JOBS__STOCK__REFRESH_AHEAD", "1")
         .env("FCW_JOBS__STOCK__TIMEOUT", "10s")
+        // A lock whose SET or release got no answer must not hold the job up this long.
+        .env("FCW_SCHEDULER__LOCK_TTL", "10m")
         .env("FCW_JOBS__OPTIONS__ENABLED", "false")
         .env("FCW_JOBS__EARNINGS__ENABLED", "false")
         .env("FCW_JOBS__INTEGRITY__ENABLED", "false")
@@ -226,10 +228,14 @@ async fn a_stuck_redis_fails_the_run_within_its_timeout_and_the_daemon_carries_o
     );
     assert!(failed["duration_ms"].as_u64().unwrap() < 10_000, "{failed}");
     server.resume();
+    // Every summary line comes within 20 s, and a run skipped for the lock says so: only
+    // runs that failed may come before the first good one.
     loop {
-        if next_summary().await["outcome"] == "ok" {
+        let outcome = next_summary().await["outcome"].clone();
+        if outcome == "ok" {
             break;
         }
+        assert_eq!(outcome, "failed", "no run waits for a lock of its own");
     }
     support::signal(child.id().unwrap(), "-TERM");
     assert_eq!(child.wait().await.unwrap().code(), Some(0));
