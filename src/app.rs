@@ -2,13 +2,14 @@
 //! map each to its documented exit code.
 
 use std::io::Write;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
 
 use crate::calendar::Calendar;
-use crate::cli::Command;
+use crate::cli::{Command, JobArg};
 use crate::config::{ConfigError, Settings};
 use crate::explain;
 use crate::jobs::{JobName, RunOptions, Shard, Shared};
@@ -36,7 +37,7 @@ pub enum AppError {
     Usage(String),
     #[error("{}", failed_jobs(.0))]
     JobsFailed(Vec<(JobName, String)>),
-    #[error("interrupted by {0:?} before the job finished")]
+    #[error("interrupted by {0}")]
     Interrupted(Signal),
     #[error("cannot write output: {0}")]
     Output(#[from] std::io::Error),
@@ -70,13 +71,14 @@ impl AppError {
 /// Runs one command. Command output goes to `out` (stdout in the binary); logs go to stderr.
 pub async fn execute(
     command: Command,
+    config_path: Option<&Path>,
     settings: Settings,
     shutdown: Shutdown,
     out: &mut dyn Write,
 ) -> Result<(), AppError> {
     match command {
-        Command::CheckConfig { connect } => check_config(&settings, connect, out).await,
-        Command::Run => run(settings, shutdown).await,
+        Command::CheckConfig { connect } => check_config(&settings, connect, &shutdown, out).await,
+        Command::Run => run(settings, config_path, shutdown).await,
         Command::Once {
             job,
             force,
@@ -84,6 +86,7 @@ pub async fn execute(
             shards,
             completion_index,
             dry_run,
+            even_if_disabled,
             at,
         } => {
             let shard = match (shard, shards, completion_index) {
@@ -91,20 +94,26 @@ pub async fn execute(
                 (None, Some(count), Some(index)) => {
                     Some(Shard::new(index, count).map_err(AppError::Usage)?)
                 }
-                _ => None,
+                (None, Some(_), None) => {
+                    return Err(AppError::Usage(
+                        "--shards takes the shard index from JOB_COMPLETION_INDEX, which is not \
+                         set (a Kubernetes Indexed Job sets it); use --shard I/N otherwise"
+                            .into(),
+                    ));
+                }
+                (None, None, _) => None,
             };
-            once(
-                settings,
-                job.jobs(),
-                RunOptions {
-                    force,
-                    shard,
-                    dry_run,
-                    at: at.map(|t| t.with_timezone(&Utc)),
-                },
-                shutdown,
-            )
-            .await
+            let options = RunOptions {
+                force,
+                shard,
+                dry_run,
+                at: at.map(|t| t.with_timezone(&Utc)),
+            };
+            let jobs = once_jobs(job, &options, even_if_disabled, &settings)?;
+            once(settings, jobs, options, shutdown).await
+        }
+        Command::Calendar { from, to, .. } if from.zip(to).is_some_and(|(f, t)| f > t) => {
+            Err(AppError::Usage("calendar: --from is after --to".into()))
         }
         Command::Calendar { from, to, json } => {
             let cal = Calendar::from_settings(&settings.market);
@@ -121,11 +130,53 @@ pub async fn execute(
             Ok(explain::ttl(&cal, &policy, at, earnings_date, json, out)?)
         }
         Command::Demo { redis_url } => crate::demo::run(settings, redis_url, shutdown, out).await,
-        Command::Status { json } => status(&settings, json, out).await,
+        Command::Status { json } => status(&settings, json, &shutdown, out).await,
         Command::Completions { .. } | Command::Man => {
             without_config(&command, out).unwrap_or(Ok(()))
         }
     }
+}
+
+/// The jobs `once` runs, or why the flags do not fit them: `--dry-run` is integrity's alone,
+/// `--force` and sharding are for the warming jobs, and a disabled job runs only when asked
+/// with `--even-if-disabled` (`once all` skips it, saying so).
+fn once_jobs(
+    job: JobArg,
+    options: &RunOptions,
+    even_if_disabled: bool,
+    settings: &Settings,
+) -> Result<Vec<JobName>, AppError> {
+    let usage = |message: &str| Err(AppError::Usage(format!("once {job}: {message}")));
+    let sharded = options.shard.is_some();
+    match job {
+        JobArg::Integrity if options.force || sharded => {
+            return usage("--force, --shard and --shards apply to the warming jobs only");
+        }
+        JobArg::All if sharded => {
+            return usage("--shard and --shards split one warming job; name it");
+        }
+        JobArg::Integrity => {}
+        _ if options.dry_run => return usage("--dry-run applies to `once integrity` only"),
+        _ => {}
+    }
+    let mut jobs = job.jobs();
+    if job == JobArg::All {
+        jobs.retain(|&j| {
+            let enabled = j.settings(settings).enabled;
+            if !enabled {
+                tracing::info!(job = %j, "skipped: jobs.{j}.enabled = false");
+            }
+            enabled
+        });
+    } else if let [only] = jobs[..]
+        && !only.settings(settings).enabled
+        && !even_if_disabled
+    {
+        return usage(&format!(
+            "jobs.{only}.enabled = false; pass --even-if-disabled to run it anyway"
+        ));
+    }
+    Ok(jobs)
 }
 
 /// The commands that need no configuration (`completions`, `man`): the binary runs them before
@@ -146,8 +197,13 @@ pub fn without_config(command: &Command, out: &mut dyn Write) -> Option<Result<(
 }
 
 /// `status`: the report on stdout, then exit 1 (with the problems logged) if a job is unhealthy.
-async fn status(settings: &Settings, json: bool, out: &mut dyn Write) -> Result<(), AppError> {
-    let store = Store::connect(&settings.redis).await?;
+async fn status(
+    settings: &Settings,
+    json: bool,
+    shutdown: &Shutdown,
+    out: &mut dyn Write,
+) -> Result<(), AppError> {
+    let store = connect(settings, shutdown).await?;
     let now = Utc::now();
     let report = crate::status::gather(settings, &store, now).await?;
     if json {
@@ -174,12 +230,13 @@ async fn status(settings: &Settings, json: bool, out: &mut dyn Write) -> Result<
 /// output stays valid TOML.
 async fn check_config(
     settings: &Settings,
-    connect: bool,
+    check: bool,
+    shutdown: &Shutdown,
     out: &mut dyn Write,
 ) -> Result<(), AppError> {
     out.write_all(settings.to_redacted_toml().as_bytes())?;
-    if connect {
-        let store = Store::connect(&settings.redis).await?;
+    if check {
+        let store = connect(settings, shutdown).await?;
         let version = store.server_version().await?;
         writeln!(
             out,
@@ -189,6 +246,17 @@ async fn check_config(
     }
     out.flush()?;
     Ok(())
+}
+
+/// [`Store::connect`] for a command that needs Redis to answer first (exit 3 after
+/// `redis.connect_timeout`), unless a signal comes first (exit 130/143 at once).
+async fn connect(settings: &Settings, shutdown: &Shutdown) -> Result<Store, AppError> {
+    tokio::select! {
+        store = Store::connect(&settings.redis) => Ok(store?),
+        _ = shutdown.requested() => Err(AppError::Interrupted(
+            shutdown.signal().unwrap_or(Signal::Terminate),
+        )),
+    }
 }
 
 /// The parts every run shares, on a Redis handle that is connected or not.
@@ -205,7 +273,19 @@ pub fn shared(settings: Settings, store: Store) -> Result<Arc<Shared>, AppError>
 /// The daemon: every enabled job on its schedule until a signal, and the HTTP endpoint. Starts
 /// while Redis is down (the runs fail and log it until it is back) and exits 0 after a clean
 /// shutdown.
-async fn run(settings: Settings, shutdown: Shutdown) -> Result<(), AppError> {
+async fn run(
+    settings: Settings,
+    config_path: Option<&Path>,
+    shutdown: Shutdown,
+) -> Result<(), AppError> {
+    let grace = settings.scheduler.shutdown_grace;
+    if grace.get() > STOP_TIMEOUT_COMMON {
+        tracing::warn!(
+            shutdown_grace = %grace,
+            "scheduler.shutdown_grace is above 30s, the stop timeout of the shipped unit and \
+             Kubernetes' default: a stopping daemon may be killed before its runs end"
+        );
+    }
     let metrics = stats::install().map_err(AppError::Metrics)?;
     let listen = settings.server.address();
     let store = Store::lazy(&settings.redis)?;
@@ -246,7 +326,14 @@ async fn run(settings: Settings, shutdown: Shutdown) -> Result<(), AppError> {
             shutdown.clone(),
         ))
     });
-    tracing::info!(redis = store.address(), "daemon started");
+    tracing::info!(
+        version = env!("CARGO_PKG_VERSION"),
+        config = config_path.map_or("(none: defaults and FCW_* variables)".into(), |p| p
+            .display()
+            .to_string()),
+        redis = store.address(),
+        "daemon started"
+    );
     scheduler::run(runner, shutdown.clone(), health).await;
     if let Some(gauges) = gauges {
         let _ = gauges.await;
@@ -255,9 +342,16 @@ async fn run(settings: Settings, shutdown: Shutdown) -> Result<(), AppError> {
         let _ = server.await;
     }
     let _ = upkeep.await;
-    tracing::info!(signal = ?shutdown.signal(), "daemon stopped");
+    tracing::info!(
+        signal = shutdown.signal().map(|s| s.to_string()),
+        "daemon stopped"
+    );
     Ok(())
 }
+
+/// The stop timeout of the shipped systemd unit (`TimeoutStopSec=30s`) and Kubernetes' default
+/// `terminationGracePeriodSeconds`: a shutdown grace above it is cut short by a SIGKILL.
+const STOP_TIMEOUT_COMMON: Duration = Duration::from_secs(30);
 
 /// The scheduler's heartbeat (and systemd watchdog ping) interval, at most.
 const HEARTBEAT: Duration = Duration::from_secs(5);
@@ -271,7 +365,7 @@ pub async fn once(
     options: RunOptions,
     shutdown: Shutdown,
 ) -> Result<(), AppError> {
-    let store = Store::connect(&settings.redis).await?;
+    let store = connect(&settings, &shutdown).await?;
     let show_progress = progress::wanted(settings.log.format);
     let runner = Runner::new(shared(settings, store)?, shutdown).with_progress(show_progress);
     run_jobs(&runner, &jobs, options).await.map(drop)

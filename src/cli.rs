@@ -40,7 +40,7 @@ pub enum Command {
         #[arg(long, value_name = "I/N", conflicts_with = "shards")]
         shard: Option<Shard>,
         /// Split into N shards and take the one in JOB_COMPLETION_INDEX (a Kubernetes Indexed Job).
-        #[arg(long, value_name = "N", requires = "completion_index")]
+        #[arg(long, value_name = "N")]
         shards: Option<u32>,
         /// The shard index for --shards; Kubernetes Indexed Jobs set it.
         #[arg(long, env = "JOB_COMPLETION_INDEX", hide = true)]
@@ -48,6 +48,9 @@ pub enum Command {
         /// Integrity: report what would change, change nothing.
         #[arg(long)]
         dry_run: bool,
+        /// Run the job even though its `jobs.<job>.enabled` is false.
+        #[arg(long)]
+        even_if_disabled: bool,
         /// Decide TTLs and freshness as if it were this instant (RFC 3339, e.g.
         /// 2026-12-24T17:55:00Z); the values are still fetched and stamped now. Default: now.
         #[arg(long, value_name = "RFC3339")]
@@ -127,5 +130,12 @@ impl JobArg {
             JobArg::Integrity => vec![JobName::Integrity],
             JobArg::All => JobName::ALL.to_vec(),
         }
+    }
+}
+
+impl std::fmt::Display for JobArg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let value = self.to_possible_value().expect("no JobArg is skipped");
+        f.write_str(value.get_name())
     }
 }

@@ -518,17 +518,27 @@ impl Layers {
             origins,
             credentials,
         } = self;
+        // The layer that set `key` or the nearest table above it. Arrays are set whole, so
+        // `provider.stock[0]` is `provider.stock`'s; a key missing from a table belongs to the
+        // layer that set something in that table.
         let origin_of = |key: &str| -> Origin {
-            let mut key = key;
+            let whole = &key[..key.find('[').unwrap_or(key.len())];
+            let mut key = whole;
             loop {
                 if let Some(origin) = origins.get(key) {
                     return origin.clone();
                 }
                 match key.rfind('.') {
                     Some(dot) => key = &key[..dot],
-                    None => return Origin::Default,
+                    None => break,
                 }
             }
+            let inside = format!("{whole}.");
+            origins
+                .iter()
+                .find(|(k, _)| whole.is_empty() || k.starts_with(&inside))
+                .map(|(_, origin)| origin.clone())
+                .unwrap_or_default()
         };
         let mut settings: Settings = serde_path_to_error::deserialize(tree).map_err(|e| {
             let key = e.path().to_string();

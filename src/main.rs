@@ -8,7 +8,7 @@ use finance_cache_warmer::app;
 use finance_cache_warmer::cli::{Cli, Command};
 use finance_cache_warmer::config::{self, LogFormat};
 use finance_cache_warmer::output::UntilClosed;
-use finance_cache_warmer::shutdown::Shutdown;
+use finance_cache_warmer::shutdown::{self, Shutdown};
 use finance_cache_warmer::telemetry;
 
 fn main() -> ExitCode {
@@ -44,9 +44,17 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    let stop_deadline = settings.scheduler.shutdown_grace.get() + shutdown::STOP_MARGIN;
     let result = runtime.block_on(async {
-        let shutdown = Shutdown::listen()?;
-        app::execute(cli.command, settings, shutdown, &mut out).await
+        let shutdown = Shutdown::listen(stop_deadline)?;
+        app::execute(
+            cli.command,
+            cli.config.as_deref(),
+            settings,
+            shutdown,
+            &mut out,
+        )
+        .await
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,

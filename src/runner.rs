@@ -15,10 +15,10 @@ use tracing::Instrument;
 use crate::jobs::{self, JobError, JobName, RunContext, RunOptions, RunReport, Shared};
 use crate::keys;
 use crate::lock::Lock;
-use crate::progress;
 use crate::record::RunRecord;
 use crate::shutdown::{Shutdown, Signal};
 use crate::stats::{self, RunCounters};
+use crate::{notify, progress};
 
 /// How a run ended.
 #[derive(Debug, Clone, PartialEq)]
@@ -115,6 +115,16 @@ impl Runner {
             redis_round_trips: counters.redis_round_trips.load(Relaxed),
         };
         self.record(&result);
+        notify::last_run(
+            job.as_str(),
+            format!(
+                "{} {}, {} written, {} failed",
+                result.outcome.as_str(),
+                Utc::now().format("%H:%M:%SZ"),
+                result.report.written,
+                result.report.failed
+            ),
+        );
         // A run that took the lock records itself while it still holds it: one that lost it
         // leaves the record to the run that holds it now.
         if let Some(lock) = lock {
@@ -155,9 +165,16 @@ impl Runner {
         let runnable = jobs::job(job);
         let settings = &self.shared.settings;
         let key = keys::job_lock(job.as_str(), options.shard.map(|s| (s.index, s.count)));
-        let lock = match Lock::acquire(&self.shared.store, &key, settings.scheduler.lock_ttl.get())
-            .await
-        {
+        // A signal while the lock is being taken (a Redis that hangs) ends the run at once; a
+        // lock that lands anyway expires within its TTL.
+        let acquired = tokio::select! {
+            acquired = Lock::acquire(&self.shared.store, &key, settings.scheduler.lock_ttl.get()) => acquired,
+            _ = self.shutdown.requested() => {
+                let signal = self.shutdown.signal().unwrap_or(Signal::Terminate);
+                return (Outcome::Interrupted(signal), RunReport::default(), None);
+            }
+        };
+        let lock = match acquired {
             Ok(Some(lock)) => lock,
             Ok(None) => {
                 let holder = Lock::holder(&self.shared.store, &key).await.ok().flatten();

@@ -39,7 +39,7 @@ pub async fn run(runner: Runner, shutdown: Shutdown, health: Arc<Health>) {
             job_settings.schedule.cron().clone(),
             job_settings.run_on_start,
         );
-        tracing::info!(job = %job, schedule = job_settings.schedule.as_str(), timezone = tz.name(), next = ?next_fire(&cron, tz, Utc::now()), "scheduled");
+        tracing::info!(job = %job, schedule = job_settings.schedule.as_str(), timezone = tz.name(), next = next_fire(&cron, tz, Utc::now()).map(crate::model::rfc3339), "scheduled");
         let runner = runner.clone();
         let start = move || -> JoinHandle<()> {
             let runner = runner.clone();

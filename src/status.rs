@@ -342,7 +342,12 @@ pub async fn export(shared: Arc<Shared>, shutdown: Shutdown) {
             stats::coverage(watchlist.tickers, &kinds);
             Ok::<_, StoreError>(())
         };
-        if let Err(e) = counted.await {
+        // A Redis that hangs must not hold up a shutdown.
+        let counted = tokio::select! {
+            counted = counted => counted,
+            _ = shutdown.requested() => return,
+        };
+        if let Err(e) = counted {
             // A Redis outage is logged by the store once; the gauges keep their last values.
             tracing::debug!(error = %e, "could not refresh the coverage gauges");
         }

@@ -176,23 +176,29 @@ impl Store {
         matches!(self.conn, Shared::Cluster(_))
     }
 
-    /// Builds the handle and proves the server answers `PING`, riding out a blip of a few
-    /// seconds.
+    /// Builds the handle and proves the server answers `PING`, riding out a blip: reconnects
+    /// and retries for at most `redis.connect_timeout` in all, whether the server refuses
+    /// connections or accepts them and never answers.
     pub async fn connect(settings: &RedisSettings) -> Result<Store, StoreError> {
         let store = Store::lazy(settings)?;
         // Failing here is reported as this call's error, not also as an outage.
         store.health.store(UNKNOWN, Ordering::Relaxed);
         let address = store.address.clone();
-        store
-            .retry("PING", |mut conn| async move {
-                redis::cmd("PING").query_async::<String>(&mut conn).await
-            })
-            .await
-            .map_err(|e| match e {
-                StoreError::Command { source, .. } => StoreError::Unreachable { address, source },
-                other => other,
-            })?;
-        Ok(store)
+        let give_up = settings.connect_timeout;
+        let ping = store.retry("PING", |mut conn| async move {
+            redis::cmd("PING").query_async::<String>(&mut conn).await
+        });
+        let source = match tokio::time::timeout(give_up.get(), ping).await {
+            Ok(Ok(_)) => return Ok(store),
+            Ok(Err(StoreError::Command { source, .. })) => source,
+            Ok(Err(other)) => return Err(other),
+            Err(_) => std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("no answer within {give_up} (redis.connect_timeout)"),
+            )
+            .into(),
+        };
+        Err(StoreError::Unreachable { address, source })
     }
 
     /// `host:port` of the server, for messages.
@@ -426,7 +432,7 @@ impl Store {
                 .with_jitter(),
         )
         .when(is_transient)
-        .notify(|e, delay| tracing::debug!(what, error = %e, ?delay, "retrying Redis command"))
+        .notify(|e, delay| tracing::debug!(what, error = %e, delay_ms = delay.as_millis() as u64, "retrying Redis command"))
         .await
         .map_err(|source| StoreError::Command {
             address: self.address.clone(),

@@ -123,6 +123,33 @@ fn env_lists_accept_commas_or_toml_arrays_and_numbers_keep_their_type() {
 }
 
 #[test]
+fn errors_in_arrays_and_missing_keys_name_their_source_too() {
+    let dir = tempfile::tempdir().unwrap();
+    for (text, starts) in [
+        ("[provider]\nstock = [\"nope\"]\n", "provider.stock[0]: "),
+        (
+            "[market]\nextra_holidays = [\"2027-13-01\"]\n",
+            "market.extra_holidays[0]: ",
+        ),
+        (
+            "[[integrity.rules]]\nindex = \"finance:positions:index\"\n",
+            "integrity.rules[0]: missing field `member_key`",
+        ),
+    ] {
+        let file = write(dir.path(), "c.toml", text);
+        let e = load_err(Some(&file), &[]);
+        assert!(e.starts_with(starts), "{e}");
+        assert!(e.ends_with(&format!("(in {})", file.display())), "{e}");
+    }
+    let e = load_err(None, &[("FCW_PROVIDER__STOCK", "nope")]);
+    assert!(
+        e.starts_with("provider.stock[0]: ")
+            && e.ends_with("(from environment variable FCW_PROVIDER__STOCK)"),
+        "{e}"
+    );
+}
+
+#[test]
 fn unknown_keys_are_rejected_with_their_path_and_origin() {
     let dir = tempfile::tempdir().unwrap();
     let file = write(

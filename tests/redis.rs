@@ -218,7 +218,7 @@ async fn the_daemon_starts_without_redis_and_stops_on_sigterm_with_exit_0() {
     let rest: Vec<String> = lines.map_while(Result::ok).collect();
     assert!(
         rest.iter()
-            .any(|l| l.contains("daemon stopped") && l.contains("Terminate")),
+            .any(|l| l.contains("daemon stopped") && l.contains(r#""signal":"SIGTERM""#)),
         "{rest:?}"
     );
 }
