@@ -439,6 +439,9 @@ struct Layers {
     /// systemd's `$CREDENTIALS_DIRECTORY` (`LoadCredential=`): relative `*_file` paths are
     /// read from it.
     credentials: Option<PathBuf>,
+    /// The config file's directory: relative `*_file` paths are read from it outside systemd,
+    /// so `status` from a root shell finds the file the service gets as a credential.
+    file_dir: Option<PathBuf>,
 }
 
 impl Layers {
@@ -449,10 +452,12 @@ impl Layers {
             tree,
             origins: BTreeMap::new(),
             credentials: None,
+            file_dir: None,
         }
     }
 
     fn merge_file(&mut self, file: toml::Table, path: &Path) {
+        self.file_dir = path.parent().map(Path::to_owned);
         merge_table(
             &mut self.tree,
             file,
@@ -517,6 +522,7 @@ impl Layers {
             tree,
             origins,
             credentials,
+            file_dir,
         } = self;
         // The layer that set `key` or the nearest table above it. Arrays are set whole, so
         // `provider.stock[0]` is `provider.stock`'s; a key missing from a table belongs to the
@@ -549,7 +555,7 @@ impl Layers {
             }
         })?;
         settings
-            .resolve_secrets(credentials.as_deref())
+            .resolve_secrets(credentials.or(file_dir).as_deref())
             .map_err(|(key, message)| {
                 let origin = origin_of(&key);
                 ConfigError::Invalid {

@@ -367,3 +367,43 @@ async fn a_second_signal_ends_a_stopping_process_at_once() {
         Some(130)
     );
 }
+
+#[test]
+fn journald_gets_each_lines_priority_when_stderr_is_the_journal() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = tempfile::tempdir().unwrap();
+    // Redis refuses (nobody listens on port 1): an info line or two, then the error.
+    let stderr_of = |journal_stream: Option<&dyn Fn(&std::fs::File) -> String>| {
+        let path = dir.path().join("stderr");
+        let file = std::fs::File::create(&path).unwrap();
+        let mut cmd = fcw();
+        cmd.args(["once", "stock"])
+            .env("FCW_REDIS__URL", "redis://127.0.0.1:1/0")
+            .env("FCW_REDIS__CONNECT_TIMEOUT", "1s")
+            .env("FCW_LOG__FORMAT", "json");
+        if let Some(stream) = journal_stream {
+            cmd.env("JOURNAL_STREAM", stream(&file));
+        }
+        let status = cmd.stderr(file).stdout(Stdio::null()).status().unwrap();
+        assert_eq!(status.code(), Some(3));
+        std::fs::read_to_string(&path).unwrap()
+    };
+    // As systemd sets it: the device and inode of the stream stderr is.
+    let this = |f: &std::fs::File| {
+        let m = f.metadata().unwrap();
+        format!("{}:{}", m.dev(), m.ino())
+    };
+    let journal = stderr_of(Some(&this));
+    let last = journal.lines().last().unwrap();
+    assert!(last.starts_with("<3>{"), "{journal}");
+    assert!(
+        journal
+            .lines()
+            .all(|l| ["<3>{", "<4>{", "<6>{"].iter().any(|p| l.starts_with(p))),
+        "{journal}"
+    );
+    // stderr redirected away from the journal (another stream), or no journal at all: plain.
+    for plain in [stderr_of(Some(&|_| "1:2".into())), stderr_of(None)] {
+        assert!(plain.lines().all(|l| l.starts_with('{')), "{plain}");
+    }
+}

@@ -414,23 +414,34 @@ fn usage_errors_exit_2() {
 }
 
 #[test]
-fn the_shipped_production_example_is_valid() {
+fn the_shipped_production_example_is_valid_as_installed() {
+    let path = Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/config/production.toml"
+    ));
+    config::load_from(Some(path), env(&[])).unwrap();
+}
+
+#[test]
+fn a_relative_secret_file_is_a_credential_under_systemd_and_beside_the_config_otherwise() {
     let dir = tempfile::tempdir().unwrap();
-    let pw = write(dir.path(), "pw", "x\n");
-    let ca = write(dir.path(), "ca.pem", "");
+    write(dir.path(), "redis-password", "beside\n");
+    let file = write(
+        dir.path(),
+        "c.toml",
+        "[redis]\npassword_file = \"redis-password\"\n",
+    );
+    let s = config::load_from(Some(&file), env(&[])).unwrap();
+    assert_eq!(s.redis.password.unwrap().expose(), "beside");
+    let credentials = dir.path().join("credentials");
+    std::fs::create_dir(&credentials).unwrap();
+    write(&credentials, "redis-password", "credential\n");
     let s = config::load_from(
-        Some(Path::new(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/config/production.toml"
-        ))),
-        env(&[
-            // Its credential paths exist only on a production host.
-            ("FCW_REDIS__PASSWORD_FILE", pw.to_str().unwrap()),
-            ("FCW_REDIS__CA_FILE", ca.to_str().unwrap()),
-        ]),
+        Some(&file),
+        env(&[("CREDENTIALS_DIRECTORY", credentials.to_str().unwrap())]),
     )
     .unwrap();
-    assert!(s.redis.url.is_tls());
+    assert_eq!(s.redis.password.unwrap().expose(), "credential");
 }
 
 #[test]
