@@ -87,14 +87,10 @@ async fn main() {
         "| compress | tickers | used_memory | per ticker | stock values | options values | earnings values |"
     );
     println!("|---|---|---|---|---|---|---|");
-    for compress in ["none", "gzip"] {
-        let _: () = redis::cmd("FLUSHALL").query_async(&mut c).await.unwrap();
-        for chunk in symbols.chunks(5000) {
-            let _: () = c.sadd("finance:watchlist", chunk).await.unwrap();
-        }
-        let before = used_memory(&mut c).await;
+    let once = |args: &[&str]| {
         let mut cmd = fcw();
-        cmd.args(["once", "all", "--force"])
+        cmd.arg("once")
+            .args(args)
             .env("FCW_REDIS__URL", server.url())
             .env("FCW_PROVIDER__STOCK", "replay")
             .env("FCW_PROVIDER__EARNINGS", "replay")
@@ -107,9 +103,17 @@ async fn main() {
             .env("FCW_PROVIDER__YAHOO__REQUESTS_PER_SECOND", "0")
             .env("FCW_PROVIDER__YAHOO__MAX_CONCURRENCY", "16")
             .env("FCW_JOBS__INTEGRITY__ENABLED", "false")
-            .env("FCW_CACHE__COMPRESS", compress)
             .env("FCW_LOG__FORMAT", "json");
-        let (code, _, err) = support::run(&mut cmd);
+        cmd
+    };
+    for compress in ["none", "gzip"] {
+        let _: () = redis::cmd("FLUSHALL").query_async(&mut c).await.unwrap();
+        for chunk in symbols.chunks(5000) {
+            let _: () = c.sadd("finance:watchlist", chunk).await.unwrap();
+        }
+        let before = used_memory(&mut c).await;
+        let (code, _, err) =
+            support::run(once(&["all", "--force"]).env("FCW_CACHE__COMPRESS", compress));
         assert_eq!(code, Some(0), "{err}");
         for job in ["stock", "options", "earnings"] {
             assert_eq!(
@@ -135,5 +139,27 @@ async fn main() {
             used / tickers as u64,
             per_kind.join(" | ")
         );
+    }
+
+    // What a pod of each job needs: the process's peak resident set per run, uncompressed
+    // values, at the default batch size and at a tenth of it.
+    println!();
+    println!("| job | tickers | scheduler.batch_size | peak RSS |");
+    println!("|---|---|---|---|");
+    for (job, batch) in [
+        ("stock", 1000),
+        ("options", 1000),
+        ("options", 100),
+        ("earnings", 1000),
+    ] {
+        let mut cmd = tokio::process::Command::from(once(&[job, "--force"]));
+        cmd.env("FCW_SCHEDULER__BATCH_SIZE", batch.to_string())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        let mut child = cmd.spawn().unwrap();
+        let usage = tokio::spawn(support::watch_process(child.id().unwrap()));
+        assert!(child.wait().await.unwrap().success(), "{job}");
+        let peak = usage.await.unwrap().peak_kib as f64 / 1024.0;
+        println!("| {job} | {tickers} | {batch} | {peak:.1} MiB |");
     }
 }
