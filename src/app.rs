@@ -216,13 +216,15 @@ async fn status(
     if report.healthy {
         Ok(())
     } else {
-        Err(AppError::Unhealthy(
-            report
-                .jobs
-                .iter()
-                .filter_map(|j| Some(format!("job {}: {}", j.job, j.problem.as_ref()?)))
-                .collect(),
-        ))
+        let jobs = report
+            .jobs
+            .iter()
+            .filter_map(|j| Some(format!("job {}: {}", j.job, j.problem.as_ref()?)));
+        let kinds = report
+            .coverage
+            .iter()
+            .filter_map(|c| Some(format!("coverage {}: {}", c.kind, c.problem.as_ref()?)));
+        Err(AppError::Unhealthy(jobs.chain(kinds).collect()))
     }
 }
 
@@ -319,10 +321,23 @@ async fn run(
             }
         })
     };
-    // The coverage count feeds /metrics only; without the endpoint nobody would read it.
+    // The coverage count feeds /metrics only; without the endpoint nobody would read it. It
+    // starts once the start-up runs are done: a count before them would say the cache is cold.
     let gauges = server.is_some().then(|| {
+        let settings = &runner.shared().settings;
+        let start_up_runs = JobName::ALL
+            .into_iter()
+            .filter(|j| j.settings(settings).enabled && j.settings(settings).run_on_start)
+            .count();
+        let runs = runner.clone();
+        let after_start_up = async move {
+            while runs.runs_finished() < start_up_runs {
+                tokio::time::sleep(START_UP_POLL).await;
+            }
+        };
         tokio::spawn(crate::status::export(
             runner.shared().clone(),
+            after_start_up,
             shutdown.clone(),
         ))
     });
@@ -353,6 +368,9 @@ async fn run(
 /// `terminationGracePeriodSeconds`: a shutdown grace above it is cut short by a SIGKILL.
 const STOP_TIMEOUT_COMMON: Duration = Duration::from_secs(30);
 
+/// How often the gauge exporter looks whether the start-up runs are done.
+const START_UP_POLL: Duration = Duration::from_millis(100);
+
 /// The scheduler's heartbeat (and systemd watchdog ping) interval, at most.
 const HEARTBEAT: Duration = Duration::from_secs(5);
 /// How often histogram buckets are compacted; the exporter needs it or they grow without bound.
@@ -365,10 +383,34 @@ pub async fn once(
     options: RunOptions,
     shutdown: Shutdown,
 ) -> Result<(), AppError> {
+    let gateway = settings.telemetry.pushgateway_url.clone();
+    let metrics = match &gateway {
+        Some(_) => Some(stats::install().map_err(AppError::Metrics)?),
+        None => None,
+    };
     let store = connect(&settings, &shutdown).await?;
     let show_progress = progress::wanted(settings.log.format);
     let runner = Runner::new(shared(settings, store)?, shutdown).with_progress(show_progress);
-    run_jobs(&runner, &jobs, options).await.map(drop)
+    let result = run_jobs(&runner, &jobs, options).await.map(drop);
+    if let (Some(gateway), Some(metrics)) = (gateway, metrics) {
+        let store = &runner.shared().store;
+        // The last success as recorded, so a failed run pushes it too (a push replaces its
+        // group whole; without it an alert on its age would see nothing).
+        for &job in &jobs {
+            if let Ok(Some(at)) = crate::record::load(store, job)
+                .await
+                .map(|r| r.last_success_at)
+            {
+                stats::last_success(job.as_str(), at);
+            }
+        }
+        let names: Vec<&str> = jobs.iter().map(|j| j.as_str()).collect();
+        match crate::push::push(&gateway, &metrics.render(), &names).await {
+            Ok(()) => tracing::info!(pushgateway = %gateway.0, "pushed the run's metrics"),
+            Err(e) => tracing::warn!("{e}"),
+        }
+    }
+    result
 }
 
 /// Runs `jobs` in order on `runner`; the results, or why it stopped.

@@ -88,7 +88,8 @@ pub enum Command {
     },
     /// Is the cache warm, and if not, why: each job's last run and success, its lock and next
     /// runs, and the cache's coverage of the watchlist. Reads Redis only; exits 1 unless every
-    /// enabled job succeeded within two scheduled periods.
+    /// enabled job succeeded within two scheduled periods and each enabled kind covers
+    /// status.min_coverage of the watchlist.
     Status {
         /// One JSON object instead of tables.
         #[arg(long)]

@@ -38,6 +38,26 @@ pub struct Settings {
     pub integrity: IntegritySettings,
     pub jobs: JobsSettings,
     pub cache: CacheSettings,
+    pub status: StatusSettings,
+    pub telemetry: TelemetrySettings,
+}
+
+/// Where metrics go besides the daemon's `/metrics`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TelemetrySettings {
+    /// A Prometheus Pushgateway that `once` pushes its run's metrics to (CronJob mode, where
+    /// nothing stays up to be scraped).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pushgateway_url: Option<HttpUrl>,
+}
+
+/// What `status` (and its exit code) call healthy, beyond the jobs' recent successes.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StatusSettings {
+    /// The least share of the watchlist each enabled kind must have cached.
+    pub min_coverage: f64,
 }
 
 /// How cached values are stored.
@@ -1016,6 +1036,12 @@ impl Settings {
             return Err((
                 "integrity.scan_count".into(),
                 format!("{} is outside 1..={MAX_BATCH}", i.scan_count),
+            ));
+        }
+        if !(0.0..=1.0).contains(&self.status.min_coverage) {
+            return Err((
+                "status.min_coverage".into(),
+                format!("{} is not a fraction in [0, 1]", self.status.min_coverage),
             ));
         }
         if !(0.0..=1.0).contains(&i.prune_max_fraction) {

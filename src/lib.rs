@@ -34,6 +34,7 @@ pub mod notify;
 pub mod output;
 pub mod progress;
 pub mod provider;
+pub mod push;
 pub mod record;
 pub mod runner;
 pub mod scheduler;

@@ -4,6 +4,7 @@
 //! that cannot take its lock is skipped, not failed: another replica is doing the work.
 
 use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
@@ -63,6 +64,8 @@ pub struct Runner {
     shared: Arc<Shared>,
     shutdown: Shutdown,
     show_progress: bool,
+    /// Runs this runner has finished, whatever their outcome.
+    finished: Arc<AtomicUsize>,
 }
 
 impl Runner {
@@ -71,7 +74,13 @@ impl Runner {
             shared,
             shutdown,
             show_progress: false,
+            finished: Arc::default(),
         }
+    }
+
+    /// How many runs this runner (and its clones) have finished, whatever their outcome.
+    pub fn runs_finished(&self) -> usize {
+        self.finished.load(Relaxed)
     }
 
     /// Draws a progress bar for each run (for `once` and `demo` at a terminal).
@@ -103,7 +112,6 @@ impl Runner {
             self.locked(job, options, counters.clone()),
         )
         .await;
-        use std::sync::atomic::Ordering::Relaxed;
         let result = RunResult {
             job,
             run_id,
@@ -115,6 +123,7 @@ impl Runner {
             redis_round_trips: counters.redis_round_trips.load(Relaxed),
         };
         self.record(&result);
+        self.finished.fetch_add(1, Relaxed);
         notify::last_run(
             job.as_str(),
             format!(

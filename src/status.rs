@@ -39,7 +39,8 @@ const EXPIRING_SOON_MS: i64 = 60_000;
 pub struct Status {
     pub generated_at: String,
     pub redis: String,
-    /// Every enabled job succeeded recently enough; `status` exits 0 exactly when this holds.
+    /// Every enabled job succeeded recently enough and every enabled kind covers at least
+    /// `status.min_coverage` of the watchlist; `status` exits 0 exactly when this holds.
     pub healthy: bool,
     pub jobs: Vec<JobStatus>,
     pub watchlist: WatchlistSummary,
@@ -88,6 +89,8 @@ pub struct WatchlistSummary {
 #[derive(Debug, Serialize)]
 pub struct Coverage {
     pub kind: CacheKind,
+    /// Why this kind is not healthy: too little of the watchlist cached.
+    pub problem: Option<String>,
     pub present: u64,
     pub missing: u64,
     pub expiring_within_1m: u64,
@@ -136,16 +139,31 @@ pub async fn gather(
     for job in JobName::ALL {
         jobs.push(job_status(job, job.settings(settings), tz, store, now).await?);
     }
-    let (watchlist, coverage) = coverage(
+    let (watchlist, mut coverage) = coverage(
         store,
         settings.scheduler.scan_count,
         settings.scheduler.batch_size as usize,
     )
     .await?;
+    let min = settings.status.min_coverage;
+    for c in &mut coverage {
+        let enabled = JobName::ALL
+            .into_iter()
+            .any(|j| j.cache_kind() == Some(c.kind) && j.settings(settings).enabled);
+        if enabled && watchlist.tickers > 0 && (c.present as f64) < min * watchlist.tickers as f64 {
+            c.problem = Some(format!(
+                "{} of {} watchlist tickers cached ({:.0} %), under status.min_coverage ({:.0} %)",
+                c.present,
+                watchlist.tickers,
+                100.0 * c.present as f64 / watchlist.tickers as f64,
+                100.0 * min
+            ));
+        }
+    }
     Ok(Status {
         generated_at: rfc3339_ms(now),
         redis: store.address().to_owned(),
-        healthy: jobs.iter().all(|j| j.healthy),
+        healthy: jobs.iter().all(|j| j.healthy) && coverage.iter().all(|c| c.problem.is_none()),
         jobs,
         watchlist,
         coverage,
@@ -260,6 +278,7 @@ pub async fn coverage(
         .map(|kind| {
             let coverage = Coverage {
                 kind,
+                problem: None,
                 present: 0,
                 missing: 0,
                 expiring_within_1m: 0,
@@ -324,8 +343,16 @@ pub const EXPORT_INTERVAL: Duration = Duration::from_secs(60);
 
 /// The daemon's gauges of what is in Redis, refreshed until shutdown. Last successes come from
 /// the run records, so they survive restarts and include runs by other replicas or CronJobs.
-pub async fn export(shared: Arc<Shared>, shutdown: Shutdown) {
+pub async fn export(
+    shared: Arc<Shared>,
+    first_count_after: impl std::future::Future<Output = ()>,
+    shutdown: Shutdown,
+) {
     let (settings, store) = (&shared.settings, &shared.store);
+    tokio::select! {
+        _ = first_count_after => {}
+        _ = shutdown.requested() => return,
+    }
     loop {
         let counted = async {
             for job in JobName::ALL {
@@ -527,6 +554,11 @@ pub fn render(
         rows.push(row);
     }
     table(&mut text, &rows, "lrrrrrrrrrl");
+    for c in &status.coverage {
+        if let Some(problem) = &c.problem {
+            let _ = writeln!(text, "  {}: {problem}", c.kind);
+        }
+    }
     out.write_all(text.as_bytes())
 }
 

@@ -107,7 +107,9 @@ async fn metrics_show_runs_tickers_upstream_and_integrity_after_real_runs() {
                 &format!("fcw_runs_total{{job=\"{job}\",outcome=\"ok\"}}"),
             ) == Some(1.0)
         });
-        (done && text.contains("outcome=\"skipped_lock\"")).then_some(text)
+        // The coverage gauges follow the start-up runs.
+        let counted = text.contains("fcw_watchlist_tickers");
+        (done && counted && text.contains("outcome=\"skipped_lock\"")).then_some(text)
     })
     .await;
     let has = |series: &str| {
@@ -399,5 +401,135 @@ async fn the_daemon_exports_coverage_and_last_successes_it_reads_from_redis() {
     assert_eq!(
         child.wait_with_output().await.unwrap().status.code(),
         Some(0)
+    );
+}
+
+#[tokio::test]
+async fn coverage_is_first_published_after_the_start_up_runs_never_as_a_cold_cache() {
+    let server = redis().await;
+    let _: () = conn(&server)
+        .await
+        .sadd("finance:watchlist", &["AAPL", "MSFT", "GOOG"])
+        .await
+        .unwrap();
+    let (child, base) = daemon(&replayed(vec![("FCW_REDIS__URL", server.url())]));
+    // Scraped as fast as it answers from the start: the first coverage it ever shows.
+    let first = eventually(30, "the coverage gauges", || async {
+        let (_, text) = get(&format!("{base}/metrics")).await?;
+        sample(&text, r#"fcw_cache_keys{kind="stock",state="present"}"#)
+    })
+    .await;
+    assert_eq!(
+        first, 3.0,
+        "published only once the start-up runs had warmed the cache"
+    );
+    support::signal(child.id().unwrap(), "-TERM");
+    assert_eq!(
+        child.wait_with_output().await.unwrap().status.code(),
+        Some(0)
+    );
+}
+
+/// Debian's `prometheus-pushgateway` on a free port, killed when dropped; `None` when it is
+/// not installed (the test is skipped, or fails where FCW_REQUIRE_DEPLOY_TOOLS=1).
+async fn pushgateway() -> Option<(tokio::process::Child, String)> {
+    let port = free_port();
+    let spawned = tokio::process::Command::new("prometheus-pushgateway")
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn();
+    let Ok(child) = spawned else {
+        assert!(
+            std::env::var("FCW_REQUIRE_DEPLOY_TOOLS").as_deref() != Ok("1"),
+            "prometheus-pushgateway is required here but not installed"
+        );
+        println!("SKIPPED: prometheus-pushgateway is not installed");
+        return None;
+    };
+    let base = format!("http://127.0.0.1:{port}");
+    eventually(10, "the Pushgateway", || async {
+        get(&format!("{base}/-/ready"))
+            .await
+            .filter(|(s, _)| *s == 200)
+    })
+    .await;
+    Some((child, base))
+}
+
+#[tokio::test]
+async fn once_pushes_each_jobs_metrics_to_a_real_pushgateway_grouped_by_job() {
+    let Some((_gateway, base)) = pushgateway().await else {
+        return;
+    };
+    let server = redis().await;
+    let _: () = conn(&server)
+        .await
+        .sadd("finance:watchlist", &["AAPL", "MSFT"])
+        .await
+        .unwrap();
+    let once = |args: &[&str]| {
+        support::run(
+            fcw()
+                .arg("once")
+                .args(args)
+                .env("FCW_REDIS__URL", server.url())
+                .envs(support::REPLAY)
+                .env("FCW_LOG__FORMAT", "json")
+                .env("FCW_TELEMETRY__PUSHGATEWAY_URL", &base),
+        )
+    };
+    let (code, _, err) = once(&["stock"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(err.contains("pushed the run's metrics"), "{err}");
+    let (_, metrics) = get(&format!("{base}/metrics")).await.unwrap();
+    assert_eq!(
+        sample(
+            &metrics,
+            r#"fcw_runs_total{instance="",job="stock",outcome="ok"}"#
+        ),
+        Some(1.0),
+        "{metrics}"
+    );
+    assert!(
+        sample(
+            &metrics,
+            r#"fcw_last_success_timestamp_seconds{instance="",job="stock"}"#
+        )
+        .is_some()
+    );
+    assert!(sample(&metrics, r#"push_time_seconds{instance="",job="stock"}"#).is_some());
+    // `once all`: each job under its own group, its `job` label intact; nothing else under stock.
+    let (code, _, err) = once(&["all"]);
+    assert_eq!(code, Some(0), "{err}");
+    let (_, metrics) = get(&format!("{base}/metrics")).await.unwrap();
+    for job in ["stock", "options", "earnings", "integrity"] {
+        assert_eq!(
+            sample(
+                &metrics,
+                &format!(r#"fcw_runs_total{{instance="",job="{job}",outcome="ok"}}"#)
+            ),
+            Some(1.0),
+            "{job}: {metrics}"
+        );
+    }
+    assert!(sample(&metrics, r#"push_time_seconds{instance="",job="all"}"#).is_some());
+    // A Pushgateway that is down costs a warning, not the run.
+    let (code, _, err) = support::run(
+        fcw()
+            .args(["once", "stock"])
+            .env("FCW_REDIS__URL", server.url())
+            .envs(support::REPLAY)
+            .env("FCW_LOG__FORMAT", "json")
+            .env(
+                "FCW_TELEMETRY__PUSHGATEWAY_URL",
+                format!("http://127.0.0.1:{}", free_port()),
+            ),
+    );
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        err.contains("telemetry.pushgateway_url: pushing the stock metrics"),
+        "{err}"
     );
 }

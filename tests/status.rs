@@ -338,3 +338,43 @@ async fn status_exits_3_when_redis_is_down() {
     let address = format!("127.0.0.1:{}", server.port());
     assert!(err.contains(&address), "names the server: {err}");
 }
+
+#[tokio::test]
+async fn a_cold_cache_is_unhealthy_even_when_every_job_succeeded() {
+    let server = server_with_watchlist().await;
+    once_all(&server);
+    let mut c = conn(&server).await;
+    for t in ["AAPL", "MSFT", "GOOG", "AMZN"] {
+        let _: () = c.del(format!("finance:cache:stock:{t}")).await.unwrap();
+    }
+    // One options key of four gone: 75 %, under the default 95 %.
+    let _: () = c.del("finance:cache:options:MSFT").await.unwrap();
+    let (code, report) = status_json(&mut fcw_on(&server, &["status", "--json"]));
+    assert_eq!((code, &report["healthy"]), (Some(1), &Value::Bool(false)));
+    assert_eq!(
+        job(&report, "stock")["healthy"],
+        true,
+        "the job itself is fine"
+    );
+    assert_eq!(
+        coverage(&report, "stock")["problem"],
+        "0 of 4 watchlist tickers cached (0 %), under status.min_coverage (95 %)"
+    );
+    assert_eq!(
+        coverage(&report, "options")["problem"],
+        "3 of 4 watchlist tickers cached (75 %), under status.min_coverage (95 %)"
+    );
+    assert_eq!(coverage(&report, "earnings")["problem"], Value::Null);
+    let (code, out, err) = run(&mut fcw_on(&server, &["status"]));
+    assert_eq!(code, Some(1));
+    assert!(
+        out.contains("  stock: 0 of 4 watchlist tickers cached"),
+        "{out}"
+    );
+    assert!(err.contains("coverage stock: 0 of 4"), "{err}");
+    // A disabled kind is not counted, and the threshold is the operator's.
+    let (code, _, err) = run(fcw_on(&server, &["status"])
+        .env("FCW_JOBS__STOCK__ENABLED", "false")
+        .env("FCW_STATUS__MIN_COVERAGE", "0.75"));
+    assert_eq!(code, Some(0), "{err}");
+}
