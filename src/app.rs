@@ -280,14 +280,7 @@ async fn run(
     config_path: Option<&Path>,
     shutdown: Shutdown,
 ) -> Result<(), AppError> {
-    let grace = settings.scheduler.shutdown_grace;
-    if grace.get() > STOP_TIMEOUT_COMMON {
-        tracing::warn!(
-            shutdown_grace = %grace,
-            "scheduler.shutdown_grace is above 30s, the stop timeout of the shipped unit and \
-             Kubernetes' default: a stopping daemon may be killed before its runs end"
-        );
-    }
+    warn_if_the_grace_outlasts_stop_timeouts(&settings);
     let metrics = stats::install().map_err(AppError::Metrics)?;
     let listen = settings.server.address();
     let store = Store::lazy(&settings.redis)?;
@@ -364,6 +357,18 @@ async fn run(
     Ok(())
 }
 
+/// A grace longer than the usual stop timeouts is cut short by a SIGKILL: say so at start-up.
+fn warn_if_the_grace_outlasts_stop_timeouts(settings: &Settings) {
+    let grace = settings.scheduler.shutdown_grace;
+    if grace.get() > STOP_TIMEOUT_COMMON {
+        tracing::warn!(
+            shutdown_grace = %grace,
+            "scheduler.shutdown_grace is above 30s, the stop timeout of the shipped unit and \
+             Kubernetes' default: a stopping process may be killed before its runs end"
+        );
+    }
+}
+
 /// The stop timeout of the shipped systemd unit (`TimeoutStopSec=30s`) and Kubernetes' default
 /// `terminationGracePeriodSeconds`: a shutdown grace above it is cut short by a SIGKILL.
 const STOP_TIMEOUT_COMMON: Duration = Duration::from_secs(30);
@@ -383,6 +388,7 @@ pub async fn once(
     options: RunOptions,
     shutdown: Shutdown,
 ) -> Result<(), AppError> {
+    warn_if_the_grace_outlasts_stop_timeouts(&settings);
     let gateway = settings.telemetry.pushgateway_url.clone();
     let metrics = match &gateway {
         Some(_) => Some(stats::install().map_err(AppError::Metrics)?),

@@ -12,7 +12,7 @@ root=${DESTDIR:-}
 etc=$root/etc/finance-cache-warmer
 
 if [ ! -x "$binary" ]; then
-    echo "install.sh: no binary at $binary; build it first (README, Deployment)" >&2
+    echo "install.sh: no binary at $binary; build it first (docs/deployment.md)" >&2
     exit 2
 fi
 install -D -m 0755 "$binary" "$root/usr/local/bin/finance-cache-warmer"

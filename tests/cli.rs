@@ -407,3 +407,26 @@ fn journald_gets_each_lines_priority_when_stderr_is_the_journal() {
         assert!(plain.lines().all(|l| l.starts_with('{')), "{plain}");
     }
 }
+
+#[tokio::test]
+async fn a_shutdown_grace_the_stop_timeouts_would_cut_short_is_warned_about() {
+    let server = redis().await;
+    let (code, _, err) = run(fcw()
+        .args(["once", "stock"])
+        .env("FCW_REDIS__URL", server.url())
+        .envs(support::REPLAY)
+        .env("FCW_SCHEDULER__SHUTDOWN_GRACE", "45s")
+        .env("FCW_LOG__FORMAT", "json"));
+    assert_eq!(code, Some(0), "{err}");
+    let warned = support::log_lines(
+        &err,
+        "scheduler.shutdown_grace is above 30s, the stop timeout of the shipped unit and Kubernetes' default: a stopping process may be killed before its runs end",
+    );
+    assert_eq!(warned.len(), 1, "{err}");
+    assert_eq!(warned[0]["shutdown_grace"], "45s");
+    let (_, _, err) = once(&server, &["stock"]);
+    assert!(
+        !err.contains("shutdown_grace"),
+        "the default 20s is fine: {err}"
+    );
+}
