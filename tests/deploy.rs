@@ -601,6 +601,16 @@ fn every_metric_the_grafana_dashboard_queries_is_one_the_daemon_exports() {
             );
             used.insert(name);
         }
+        // Every replica counts the same Redis: adding their coverage up would show 200 %.
+        if ["fcw_cache_keys", "fcw_watchlist_tickers"]
+            .iter()
+            .any(|gauge| expr.contains(gauge))
+        {
+            assert!(
+                !expr.contains("sum"),
+                "panel {title:?} adds up the replicas' coverage: {expr}"
+            );
+        }
     }
     // What the dashboard is for: runs, durations, upstream traffic and errors, retries and
     // rate-limit waits, cache coverage, the age of the last success.
