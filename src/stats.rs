@@ -23,7 +23,7 @@ pub enum Kind {
 }
 
 /// Every series the daemon exports, with its help text: the list the dashboard and the alert
-/// rules may use, and the README's table.
+/// rules may use, and the table in docs/monitoring.md.
 pub const SERIES: &[(&str, Kind, &str)] = &[
     (
         "fcw_runs_total",

@@ -1,5 +1,5 @@
 //! The deployment files pass the checks their platforms run: `systemd-analyze verify` and
-//! `security`, hadolint, and Kubernetes schema validation; the Grafana dashboard and the README's
+//! `security`, hadolint, and Kubernetes schema validation; the Grafana dashboard and the documented
 //! alert rules only query series the daemon exports. A missing tool skips its check with a
 //! printed reason, unless FCW_REQUIRE_DEPLOY_TOOLS=1 (what `.ci/run` sets after installing them).
 
@@ -116,7 +116,7 @@ fn the_systemd_unit_verifies_and_rates_ok_or_better() {
     println!("{}", overall.trim());
 }
 
-/// The README's systemd path, walked in a scratch root: `systemd/install.sh` lays the files out,
+/// The documented systemd path (docs/deployment.md), walked in a scratch root: `systemd/install.sh` lays the files out,
 /// the unit verifies against them, and the installed binary reads the installed config both as
 /// the service does (the password as a credential) and from a root shell (the file beside the
 /// config), first as installed and then with a password, against a real password-protected Redis.
@@ -204,7 +204,7 @@ async fn the_documented_systemd_install_walks_end_to_end() {
     let edited = installed.replace("redis://127.0.0.1:6379/0", &server.url());
     assert_ne!(
         edited, installed,
-        "the example names the URL the README says to edit"
+        "the example names the URL the docs say to edit"
     );
     std::fs::write(&config, &edited).unwrap();
     let (code, _, err) = check(false);
@@ -250,7 +250,7 @@ fn the_dockerfile_passes_hadolint() {
     );
 }
 
-/// The Kubernetes version each overlay needs at least, as the README states: CronJob `timeZone`
+/// The Kubernetes version each overlay needs at least, as docs/deployment.md states: CronJob `timeZone`
 /// is GA in 1.27; the one-off Job's `backoffLimitPerIndex` is on by default from 1.29.
 const MIN_KUBERNETES: [(&str, &str); 3] = [
     ("daemon", "1.27.0"),
@@ -648,18 +648,18 @@ fn the_exported_series_are_the_ones_recorded_and_the_readme_documents() {
     let listed: std::collections::BTreeSet<String> =
         exported.iter().map(|n| (*n).to_owned()).collect();
     assert_eq!(recorded, listed);
-    // The README's table and alert rules name listed series only, and the table names them all.
-    let readme = std::fs::read_to_string(Path::new(ROOT).join("README.md")).unwrap();
+    // The metrics table and alert rules (docs/monitoring.md) name listed series only, and the table names them all.
+    let readme = std::fs::read_to_string(Path::new(ROOT).join("docs/monitoring.md")).unwrap();
     for name in series_named(&readme) {
         assert!(
             exported.contains(&name.as_str()),
-            "the README names {name}, which is not exported"
+            "docs/monitoring.md names {name}, which is not exported"
         );
     }
     for name in &exported {
         assert!(
             readme.contains(&format!("| `{name}` |")),
-            "the README's metrics table lacks {name}"
+            "the metrics table of docs/monitoring.md lacks {name}"
         );
     }
 }

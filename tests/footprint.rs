@@ -1,4 +1,4 @@
-//! What the cache costs in Redis: gzip above a threshold (read back by the README's Python
+//! What the cache costs in Redis: gzip above a threshold (read back by the documented Python
 //! reader, and by the daemon itself), the strike window, and the value size cap.
 
 mod support;
@@ -44,10 +44,11 @@ async fn stored(server: &LocalRedis, key: &str) -> Vec<u8> {
     value.unwrap_or_else(|| panic!("{key} is missing"))
 }
 
-/// The README's Python reader, run by python3 on `raw`: the JSON it returns.
+/// The Python reader of docs/cache-format.md, run by python3 on `raw`: the JSON it returns.
 fn python_reads(raw: &[u8]) -> serde_json::Value {
     let readme =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/cache-format.md"))
+            .unwrap();
     let snippet = readme
         .split("<!-- reader-begin -->")
         .nth(1)
@@ -94,7 +95,7 @@ async fn gzip_values_above_the_threshold_read_back_as_what_was_written() {
         chain.chains[0].calls.len() + chain.chains[0].puts.len(),
         102
     );
-    // The app's reader, from the README, gets exactly that back, and reads plain values too.
+    // The app's reader, from docs/cache-format.md, gets exactly that back, and reads plain values too.
     assert_eq!(python_reads(&big), value);
     let small = stored(&server, "finance:cache:stock:AAPL").await;
     assert_eq!(small[0], b'{', "a 300-byte quote stays plain JSON");

@@ -1,5 +1,5 @@
 //! Hostile input, secrets, least privilege and TLS: a garbage watchlist reaches no URL and no
-//! key, secrets appear in no output even when everything fails, the README's ACL user is enough
+//! key, secrets appear in no output even when everything fails, the documented ACL user is enough
 //! for every job, and jobs run over verified TLS.
 
 mod support;
@@ -117,10 +117,10 @@ async fn a_garbage_watchlist_reaches_no_url_and_no_key() {
     );
 }
 
-/// The README's ACL line, with the password set.
+/// The ACL line of docs/redis.md, with the password set.
 fn readme_acl(password: &str) -> Vec<String> {
     let readme =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/redis.md")).unwrap();
     let block = readme
         .split("<!-- acl-begin -->")
         .nth(1)
