@@ -7,7 +7,7 @@
 //! recorded AAPL chain (102 contracts), relabelled with the ticker and, for a dated request,
 //! with the requested expiry, so each ticker caches three full expiries.
 
-#[path = "../tests/support/mod.rs"]
+#[path = "../tests/it/support/mod.rs"]
 mod support;
 
 use redis::AsyncCommands;

@@ -6,7 +6,7 @@
 //! (`once stock --force`) against a private redis-server; the upstream answers every quote batch
 //! with the recorded Yahoo quote relabelled per symbol.
 
-#[path = "../tests/support/mod.rs"]
+#[path = "../tests/it/support/mod.rs"]
 mod support;
 
 use std::process::Stdio;

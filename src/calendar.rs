@@ -4,7 +4,7 @@
 //! Friday, except holidays. Holidays follow the exchange's rules with weekend observance; early
 //! closes (13:00) follow the rules below; closures no rule predicts (days of mourning,
 //! emergencies) are data, plus `market.extra_holidays` for ones an operator adds. Every date from
-//! 2000-01-01 to 2035-12-31 is checked against a reference in `tests/calendar.rs`. Times are
+//! 2000-01-01 to 2035-12-31 is checked against a reference in `tests/it/calendar.rs`. Times are
 //! computed from the local wall clock through chrono-tz, so DST changes need no special cases.
 
 use std::collections::BTreeSet;

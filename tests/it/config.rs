@@ -1,6 +1,6 @@
 //! Configuration: layering, rejection of mistakes with the key path, and secret redaction.
 
-mod support;
+use crate::support;
 
 use std::ffi::OsString;
 use std::path::Path;

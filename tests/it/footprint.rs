@@ -1,7 +1,7 @@
 //! What the cache costs in Redis: gzip above a threshold (read back by the documented Python
 //! reader, and by the daemon itself), the strike window, and the value size cap.
 
-mod support;
+use crate::support;
 
 use std::io::Write;
 use std::process::{Command, Stdio};

@@ -2,7 +2,7 @@
 //! pseudo-terminal from `script`, never into a pipe or next to JSON logs), shell completions and
 //! the man page.
 
-mod support;
+use crate::support;
 
 use std::process::{Command, Stdio};
 

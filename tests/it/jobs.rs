@@ -1,7 +1,7 @@
 //! The warming jobs end to end: the real binary, a real `redis-server` per test, and a local
 //! HTTP upstream serving recorded Yahoo answers.
 
-mod support;
+use crate::support;
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};

@@ -2,7 +2,7 @@
 //! Inputs are random JSON, random bytes, and the recorded fixtures with random parts replaced
 //! (which reaches the deeper parsing paths that random JSON rarely does).
 
-mod support;
+use crate::support;
 
 use chrono::Utc;
 use finance_cache_warmer::provider::http::Reply;

@@ -1,7 +1,7 @@
 //! Operating the daemon: `/metrics` after real runs, `/readyz` following Redis, `/healthz`, and
 //! the systemd notify protocol on a socket the test owns.
 
-mod support;
+use crate::support;
 
 use std::process::Stdio;
 use std::time::Duration;

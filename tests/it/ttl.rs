@@ -1,7 +1,7 @@
 //! The TTL policy at chosen instants and, as properties, at any instant from 2000 to 2035; and
 //! what `once --at` writes in each market state.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

@@ -2,7 +2,7 @@
 //! between runs and no value grows older than a period plus a timeout; a moved earnings date
 //! reaches the cache at the first daily run; jitter does not make fresh keys due.
 
-mod support;
+use crate::support;
 
 use std::process::Stdio;
 use std::time::{Duration, Instant};

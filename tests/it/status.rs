@@ -2,7 +2,7 @@
 //! upstream that fails): after a success, after a failed run, with a lock held by another
 //! process, with keys missing or expiring, and the exit code rule.
 
-mod support;
+use crate::support;
 
 use redis::AsyncCommands;
 use serde_json::Value;

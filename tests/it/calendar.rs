@@ -29,7 +29,7 @@ enum Expected {
 }
 
 fn reference() -> BTreeMap<NaiveDate, Expected> {
-    let text = include_str!("data/xnys_2000_2035.csv");
+    let text = include_str!("../data/xnys_2000_2035.csv");
     text.lines()
         .filter(|l| !l.starts_with('#') && !l.starts_with("date,"))
         .map(|line| {

@@ -1,6 +1,6 @@
 //! Redis access against real `redis-server`s owned by the test: plain, ACL, TLS, restarts.
 
-mod support;
+use crate::support;
 
 use std::io::{BufRead, BufReader};
 use std::process::Stdio;

@@ -2,7 +2,7 @@
 //! another type where cached values belong. After each, every cache key holds either its
 //! previous value or a new valid one, never garbage.
 
-mod support;
+use crate::support;
 
 use std::process::Stdio;
 use std::time::{Duration, Instant};

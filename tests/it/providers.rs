@@ -2,7 +2,7 @@
 //! `tests/fixtures/` byte for byte. Where a test needs a body no recording holds (an error page,
 //! a 401), it uses the body the provider notes document, and says so.
 
-mod support;
+use crate::support;
 
 use std::time::{Duration, Instant};
 

@@ -2,7 +2,7 @@
 //! usage errors, disabled jobs stay disabled, log fields are plain values, SIGHUP does not kill,
 //! and a Redis that accepts connections and never answers cannot hold a command past its bound.
 
-mod support;
+use crate::support;
 
 use std::process::Stdio;
 use std::time::{Duration, Instant};

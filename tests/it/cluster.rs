@@ -1,7 +1,7 @@
 //! Every job on a Redis Cluster of 3 primaries and 3 replicas started by the test: batches split
 //! per slot, SCAN covering every primary, locks, and a failover in the middle of a run.
 
-mod support;
+use crate::support;
 
 use std::process::Stdio;
 use std::time::Duration;

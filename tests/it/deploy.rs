@@ -3,7 +3,7 @@
 //! alert rules only query series the daemon exports. A missing tool skips its check with a
 //! printed reason, unless FCW_REQUIRE_DEPLOY_TOOLS=1 (what `.ci/run` sets after installing them).
 
-mod support;
+use crate::support;
 
 use std::path::Path;
 use std::process::Command;

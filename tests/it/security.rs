@@ -2,7 +2,7 @@
 //! key, secrets appear in no output even when everything fails, the documented ACL user is enough
 //! for every job, and jobs run over verified TLS.
 
-mod support;
+use crate::support;
 
 use std::collections::HashSet;
 

@@ -1,7 +1,7 @@
 //! The integrity job on real `redis-server`s: orphans go, live members stay, whatever the bytes,
 //! the index patterns, the key types, and writers racing the job.
 
-mod support;
+use crate::support;
 
 use std::collections::HashSet;
 use std::path::Path;
