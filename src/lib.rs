@@ -7,28 +7,28 @@
 //! - [`store`]: the shared, auto-reconnecting Redis connection and its retry policy.
 //! - [`keys`]: the Redis key schema; [`ticker`]: the validated ticker symbol.
 //! - [`shutdown`]: the one SIGINT/SIGTERM signal passed down to everything.
-//! - [`cli`] and [`app`]: the commands and what they do; `main.rs` only wires them up.
+//! - [`cli`] and [`commands`]: the commands and what each does, a file per command (the offline
+//!   demo among them); [`startup`] wires the parts every run shares; `main.rs` only calls them.
 //! - [`output`]: command output that ends quietly when its reader closes (`| head`).
 //! - [`local_redis`]: a private `redis-server` child for `demo` and the tests.
-//! - [`demo`]: the offline end-to-end demo.
 //! - [`calendar`], [`ttl`], [`explain`]: market time and the TTL policy.
 //! - [`model`], [`codec`], [`provider`]: the cache format, how it is stored, and the
 //!   market-data providers.
 //! - [`jobs`], [`runner`], [`scheduler`], [`lock`]: the jobs and how they run.
 //! - [`record`], [`status`], [`progress`]: what runs leave behind, and what operators see.
-//! - [`server`], [`notify`], [`stats`]: health, systemd notifications and metrics.
+//! - [`server`], [`notify`], [`metrics`]: health, systemd notifications and metrics.
 
-pub mod app;
 pub mod calendar;
 pub mod cli;
 pub mod codec;
+pub mod commands;
 pub mod config;
-pub mod demo;
 pub mod explain;
 pub mod jobs;
 pub mod keys;
 pub mod local_redis;
 pub mod lock;
+pub mod metrics;
 pub mod model;
 pub mod notify;
 pub mod output;
@@ -40,7 +40,7 @@ pub mod runner;
 pub mod scheduler;
 pub mod server;
 pub mod shutdown;
-pub mod stats;
+pub mod startup;
 pub mod status;
 pub mod store;
 pub mod telemetry;

@@ -4,8 +4,8 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use finance_cache_warmer::app;
 use finance_cache_warmer::cli::{Cli, Command};
+use finance_cache_warmer::commands as app;
 use finance_cache_warmer::config::{self, LogFormat};
 use finance_cache_warmer::output::UntilClosed;
 use finance_cache_warmer::shutdown::{self, Shutdown};

@@ -16,9 +16,9 @@ use tracing::Instrument;
 use crate::jobs::{self, JobError, JobName, RunContext, RunOptions, RunReport, Shared};
 use crate::keys;
 use crate::lock::Lock;
+use crate::metrics::{self, RunCounters};
 use crate::record::RunRecord;
 use crate::shutdown::{Shutdown, Signal};
-use crate::stats::{self, RunCounters};
 use crate::{notify, progress};
 
 /// How a run ended.
@@ -107,7 +107,7 @@ impl Runner {
     async fn run_in_span(&self, job: JobName, run_id: String, options: RunOptions) -> RunResult {
         let (started, started_at) = (Instant::now(), Utc::now());
         let counters = Arc::new(RunCounters::default());
-        let (outcome, report, lock) = stats::counting(
+        let (outcome, report, lock) = metrics::counting(
             counters.clone(),
             self.locked(job, options, counters.clone()),
         )
@@ -227,7 +227,7 @@ impl Runner {
         let grace = settings.scheduler.shutdown_grace.get();
         let stop_new_work = ctx.stop_new_work.clone();
         let writes = ctx.clone();
-        let mut handle = tokio::spawn(stats::counting(counters, async move {
+        let mut handle = tokio::spawn(metrics::counting(counters, async move {
             runnable.run(&ctx).await
         }));
         // An abandoned run still reports the values it wrote, and says so when a write it had
@@ -352,7 +352,12 @@ impl Runner {
             (Outcome::Ok, true) => summary!(tracing::Level::WARN),
             _ => summary!(tracing::Level::INFO),
         }
-        stats::run_finished(r.job.as_str(), r.outcome.as_str(), r.duration, rep);
+        metrics::run_finished(
+            r.job.as_str(),
+            r.outcome.as_str(),
+            r.duration,
+            &rep.ticker_counts(),
+        );
     }
 }
 

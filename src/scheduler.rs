@@ -15,11 +15,11 @@ use std::sync::Arc;
 
 use crate::config::next_fire;
 use crate::jobs::{JobName, RunOptions};
+use crate::metrics;
 use crate::notify;
 use crate::runner::Runner;
 use crate::server::Health;
 use crate::shutdown::Shutdown;
-use crate::stats;
 
 /// Runs every enabled job on its schedule until shutdown, then waits for the runs in flight
 /// (each bounded by `scheduler.shutdown_grace`). Its own loop beats `health` and the systemd
@@ -131,7 +131,7 @@ pub async fn job_loop<F>(
             continue;
         }
         if current.as_ref().is_some_and(|run| !run.is_finished()) {
-            stats::run_skipped_overlap(job.as_str());
+            metrics::run_skipped_overlap(job.as_str());
             tracing::info!(job = %job, tick = %at, "the previous run is still going; this tick is skipped");
         } else {
             current = Some(start());

@@ -22,9 +22,9 @@ use crate::config::{JobSettings, Settings};
 use crate::jobs::watchlist::WatchlistReader;
 use crate::jobs::{JobName, Shared};
 use crate::keys::{self, CacheKind};
+use crate::metrics;
 use crate::record::{self, RunRecord, rfc3339_ms};
 use crate::shutdown::Shutdown;
-use crate::stats;
 use crate::store::{Store, StoreError};
 
 /// Fire times listed per job.
@@ -357,7 +357,7 @@ pub async fn export(
         let counted = async {
             for job in JobName::ALL {
                 if let Some(at) = record::load(store, job).await?.last_success_at {
-                    stats::last_success(job.as_str(), at);
+                    metrics::last_success(job.as_str(), at);
                 }
             }
             let (watchlist, kinds) = coverage(
@@ -366,7 +366,16 @@ pub async fn export(
                 settings.scheduler.batch_size as usize,
             )
             .await?;
-            stats::coverage(watchlist.tickers, &kinds);
+            metrics::watchlist_tickers(watchlist.tickers);
+            for c in &kinds {
+                for (state, n) in [
+                    ("present", c.present),
+                    ("missing", c.missing),
+                    ("expiring_soon", c.expiring_within_1m),
+                ] {
+                    metrics::cache_keys(c.kind.as_str(), state, n);
+                }
+            }
             Ok::<_, StoreError>(())
         };
         // A Redis that hangs must not hold up a shutdown.

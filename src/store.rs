@@ -18,7 +18,7 @@ use redis::cluster_async::ClusterConnection;
 use redis::{Client, Cmd, IntoConnectionInfo, Pipeline, RedisError, RedisFuture, Value};
 
 use crate::config::RedisSettings;
-use crate::stats;
+use crate::metrics;
 
 /// Attempts for one idempotent command: the first plus this many retries. Enough to ride out the
 /// manager's reconnect after a dropped connection; a longer outage is the caller's to report.
@@ -317,7 +317,7 @@ impl Store {
     /// Notes a round trip's outcome: counts it for the run, and logs the start and end of an
     /// outage once each.
     pub(crate) fn observe<T>(&self, result: &Result<T, RedisError>) {
-        stats::redis_round_trip();
+        metrics::redis_round_trip();
         match result {
             Ok(_) => match self.health.swap(UP, Ordering::Relaxed) {
                 DOWN => tracing::info!(redis = %self.address, "Redis is reachable again"),
@@ -330,16 +330,16 @@ impl Store {
                 if self.health.swap(REFUSED, Ordering::Relaxed) != REFUSED {
                     tracing::error!(redis = %self.address, error = %e, "Redis refused the credentials; trying them again at every command until it accepts them");
                 }
-                stats::redis_error();
+                metrics::redis_error();
                 self.reconnect_afresh();
             }
             Err(e) if is_transient(e) => {
                 if matches!(self.health.swap(DOWN, Ordering::Relaxed), UP | REFUSED) {
                     tracing::warn!(redis = %self.address, error = %e, "Redis is unreachable; retrying until it is back");
                 }
-                stats::redis_error();
+                metrics::redis_error();
             }
-            Err(_) => stats::redis_error(),
+            Err(_) => metrics::redis_error(),
         }
     }
 

@@ -28,7 +28,7 @@ use crate::config::{IntegrityRule, IntegritySettings, OBJECT_TYPES};
 use crate::jobs::watchlist::{WatchlistReader, escape};
 use crate::jobs::{Job, JobError, JobName, RunContext, RunReport};
 use crate::keys::{self, MemberKey};
-use crate::stats;
+use crate::metrics;
 use crate::store::{KeyScan, Store, StoreError};
 
 /// Removes a member only while its object is missing. KEYS: index; ARGV: member, object key.
@@ -329,7 +329,7 @@ impl Job for IntegrityJob {
                 duration_ms = r.duration.as_millis() as u64,
                 "integrity rule finished"
             );
-            stats::integrity_rule(&rule.index, r.checked, r.orphans, r.removed, r.reindexed);
+            metrics::integrity_rule(&rule.index, r.checked, r.orphans, r.removed, r.reindexed);
             report.fetched += 1;
             if let Some(why) = &r.error {
                 report.note_failure(format!("{}: {why}", rule.index));

@@ -184,6 +184,20 @@ pub struct RunReport {
 pub const FAILURE_SAMPLES: usize = 5;
 
 impl RunReport {
+    /// The ticker counts by outcome, as `fcw_tickers_total` labels them.
+    pub fn ticker_counts(&self) -> [(&'static str, u64); 8] {
+        [
+            ("seen", self.seen),
+            ("invalid", self.invalid),
+            ("skipped_fresh", self.skipped_fresh),
+            ("fetched", self.fetched),
+            ("written", self.written),
+            ("unknown", self.unknown),
+            ("failed", self.failed),
+            ("too_large", self.too_large),
+        ]
+    }
+
     pub fn note_failure(&mut self, what: String) {
         self.failed += 1;
         if self.failure_samples.len() < FAILURE_SAMPLES {

@@ -17,8 +17,8 @@ use tokio::time::Instant;
 use url::Url;
 
 use crate::config::{Limits, ProviderSettings};
+use crate::metrics;
 use crate::provider::ProviderError;
-use crate::stats;
 
 /// First backoff step after a failed attempt; it doubles per attempt ...
 const BACKOFF_BASE: Duration = Duration::from_millis(250);
@@ -210,7 +210,7 @@ impl Upstream {
                 }
                 (outcome, paused)
             };
-            stats::upstream_request(self.provider, endpoint, &outcome);
+            metrics::upstream_request(self.provider, endpoint, status_class(&outcome));
             let error = match outcome {
                 Ok(reply) if reply.status == 429 || reply.status >= 500 => ProviderError::Status {
                     provider: self.provider,
@@ -230,7 +230,7 @@ impl Upstream {
                 return Err(error);
             }
             attempt += 1;
-            stats::upstream_retry(self.provider, endpoint);
+            metrics::upstream_retry(self.provider, endpoint);
             tracing::debug!(provider = self.provider, endpoint, attempt, error = %error, "retrying");
             if !paused {
                 tokio::time::sleep(full_jitter(attempt)).await;
@@ -327,7 +327,7 @@ impl Upstream {
         if let Some(until) = until
             && until > Instant::now()
         {
-            stats::rate_limit_wait(self.provider);
+            metrics::rate_limit_wait(self.provider);
             tokio::time::sleep_until(until).await;
         }
     }
@@ -336,7 +336,7 @@ impl Upstream {
         if let Some(bucket) = &self.bucket
             && bucket.check().is_err()
         {
-            stats::rate_limit_wait(self.provider);
+            metrics::rate_limit_wait(self.provider);
             bucket.until_ready().await;
         }
     }
@@ -453,7 +453,7 @@ impl Breaker {
         let mut state = self.state.lock().expect("breaker lock");
         if !matches!(*state, BreakerState::Closed { .. }) {
             tracing::info!(provider = self.provider, "circuit breaker closed");
-            stats::breaker_state(self.provider, false);
+            metrics::breaker_state(self.provider, false);
         }
         *state = BreakerState::Closed { failures: 0 };
     }
@@ -480,8 +480,24 @@ impl Breaker {
                 cooldown_s = self.cooldown.as_secs(),
                 "circuit breaker opened after repeated failures"
             );
-            stats::breaker_state(self.provider, true);
+            metrics::breaker_state(self.provider, true);
         }
+    }
+}
+
+/// An attempt's outcome as `fcw_upstream_requests_total` labels it: its status class (`2xx`,
+/// `4xx`, `5xx`, ...), or `timeout` / `error` when no status came back.
+fn status_class(outcome: &Result<Reply, ProviderError>) -> &'static str {
+    match outcome {
+        Ok(reply) => match reply.status {
+            100..=199 => "1xx",
+            200..=299 => "2xx",
+            300..=399 => "3xx",
+            400..=499 => "4xx",
+            _ => "5xx",
+        },
+        Err(ProviderError::Timeout { .. }) => "timeout",
+        Err(_) => "error",
     }
 }
 

@@ -531,7 +531,7 @@ fn the_kubernetes_config_map_holds_a_valid_config() {
 /// The `fcw_*` series an expression or a text names, with a histogram's `_bucket`, `_sum` and
 /// `_count` suffixes taken back to the histogram's name.
 fn series_named(text: &str) -> Vec<String> {
-    use finance_cache_warmer::stats::{Kind, SERIES};
+    use finance_cache_warmer::metrics::{Kind, SERIES};
     let mut found = Vec::new();
     for (at, _) in text.match_indices("fcw_") {
         if text[..at].ends_with(|c: char| c.is_ascii_alphanumeric() || c == '_') {
@@ -557,7 +557,7 @@ fn series_named(text: &str) -> Vec<String> {
 }
 
 fn exported() -> Vec<&'static str> {
-    finance_cache_warmer::stats::SERIES
+    finance_cache_warmer::metrics::SERIES
         .iter()
         .map(|(name, _, _)| *name)
         .collect()
@@ -633,7 +633,7 @@ fn the_exported_series_are_the_ones_recorded_and_the_readme_documents() {
     let exported = exported();
     // Every `counter!`/`gauge!`/`histogram!` in the metrics module names a listed series, and
     // every listed series is recorded somewhere there.
-    let source = std::fs::read_to_string(Path::new(ROOT).join("src/stats.rs")).unwrap();
+    let source = std::fs::read_to_string(Path::new(ROOT).join("src/metrics.rs")).unwrap();
     let stats = source.as_str();
     let recorded: std::collections::BTreeSet<String> =
         ["counter!(\"", "gauge!(\"", "histogram!(\""]

@@ -9,12 +9,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use finance_cache_warmer::app;
 use finance_cache_warmer::config::{RedisUrl, Settings};
 use finance_cache_warmer::jobs::{JobName, RunOptions};
 use finance_cache_warmer::local_redis::LocalRedis;
 use finance_cache_warmer::runner::{Outcome, Runner};
 use finance_cache_warmer::shutdown::Shutdown;
+use finance_cache_warmer::startup;
 use finance_cache_warmer::store::Store;
 use redis::AsyncCommands;
 use support::{conn, fcw, log_lines, redis, summary};
@@ -284,7 +284,10 @@ fn shared_runner(server: &LocalRedis, grace: &str) -> Runner {
     settings.integrity.grace = grace.parse().unwrap();
     settings.integrity.scan_count = 50;
     let store = Store::lazy(&settings.redis).unwrap();
-    Runner::new(app::shared(settings, store).unwrap(), Shutdown::default())
+    Runner::new(
+        startup::shared(settings, store).unwrap(),
+        Shutdown::default(),
+    )
 }
 
 /// A writer creating and deleting positions at full speed, in both orders, recording which ids it

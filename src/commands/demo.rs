@@ -5,7 +5,8 @@
 
 use std::io::Write;
 
-use crate::app::{self, AppError};
+use super::common::AppError;
+use super::once::run_jobs;
 use crate::codec;
 use crate::config::{ConfigError, ProviderName, RedisUrl, Settings};
 use crate::jobs::{JobName, RunOptions};
@@ -14,6 +15,7 @@ use crate::local_redis::{LocalRedis, LocalRedisOptions};
 use crate::model::{Earnings, OptionsChain, StockQuote};
 use crate::runner::Runner;
 use crate::shutdown::Shutdown;
+use crate::startup;
 use crate::store::{Store, StoreError};
 use crate::ticker::Ticker;
 
@@ -101,9 +103,9 @@ pub async fn run(
     settings.integrity.grace =
         crate::config::HumanDuration::new(std::time::Duration::from_millis(500));
     let show_progress = crate::progress::wanted(settings.log.format);
-    let runner =
-        Runner::new(app::shared(settings, store.clone())?, shutdown).with_progress(show_progress);
-    let results = app::run_jobs(&runner, &JobName::ALL, RunOptions::default()).await?;
+    let runner = Runner::new(startup::shared(settings, store.clone())?, shutdown)
+        .with_progress(show_progress);
+    let results = run_jobs(&runner, &JobName::ALL, RunOptions::default()).await?;
     for r in &results {
         let rep = &r.report;
         if r.job == JobName::Integrity {

@@ -6,9 +6,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
-use crate::provider::ProviderError;
-use crate::provider::http::Reply;
-
 /// Buckets of `fcw_run_duration_seconds`: from a quick run to the longest default timeout.
 const RUN_DURATION_BUCKETS: &[f64] = &[
     0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0,
@@ -118,9 +115,9 @@ pub fn install() -> Result<PrometheusHandle, String> {
         .map_err(|e| e.to_string())?;
     for &(name, kind, help) in SERIES {
         match kind {
-            Kind::Counter => metrics::describe_counter!(name, help),
-            Kind::Gauge => metrics::describe_gauge!(name, help),
-            Kind::Histogram => metrics::describe_histogram!(name, help),
+            Kind::Counter => ::metrics::describe_counter!(name, help),
+            Kind::Gauge => ::metrics::describe_gauge!(name, help),
+            Kind::Histogram => ::metrics::describe_histogram!(name, help),
         }
     }
     Ok(handle)
@@ -156,78 +153,56 @@ pub fn redis_round_trip() {
 
 /// `fcw_redis_errors_total`: failed Redis round trips.
 pub fn redis_error() {
-    metrics::counter!("fcw_redis_errors_total").increment(1);
+    ::metrics::counter!("fcw_redis_errors_total").increment(1);
 }
 
 /// `fcw_upstream_requests_total{provider, endpoint, status}`: every HTTP attempt, by status class
 /// (`2xx`, `4xx`, `5xx`, ...) or `timeout` / `error` when no status came back.
-pub fn upstream_request(
-    provider: &'static str,
-    endpoint: &'static str,
-    outcome: &Result<Reply, ProviderError>,
-) {
-    let status = match outcome {
-        Ok(reply) => match reply.status {
-            100..=199 => "1xx",
-            200..=299 => "2xx",
-            300..=399 => "3xx",
-            400..=499 => "4xx",
-            _ => "5xx",
-        },
-        Err(ProviderError::Timeout { .. }) => "timeout",
-        Err(_) => "error",
-    };
-    metrics::counter!("fcw_upstream_requests_total", "provider" => provider, "endpoint" => endpoint, "status" => status)
+pub fn upstream_request(provider: &'static str, endpoint: &'static str, status: &'static str) {
+    ::metrics::counter!("fcw_upstream_requests_total", "provider" => provider, "endpoint" => endpoint, "status" => status)
         .increment(1);
     bump(|c| &c.upstream_requests);
 }
 
 /// `fcw_upstream_retries_total{provider, endpoint}`.
 pub fn upstream_retry(provider: &'static str, endpoint: &'static str) {
-    metrics::counter!("fcw_upstream_retries_total", "provider" => provider, "endpoint" => endpoint)
+    ::metrics::counter!("fcw_upstream_retries_total", "provider" => provider, "endpoint" => endpoint)
         .increment(1);
 }
 
 /// `fcw_rate_limit_waits_total{provider}`: requests that had to wait for the token bucket or a
 /// 429 pause.
 pub fn rate_limit_wait(provider: &'static str) {
-    metrics::counter!("fcw_rate_limit_waits_total", "provider" => provider).increment(1);
+    ::metrics::counter!("fcw_rate_limit_waits_total", "provider" => provider).increment(1);
 }
 
 /// `fcw_circuit_breaker_open{provider}` (1 while open) and `fcw_circuit_breaker_opened_total`.
 pub fn breaker_state(provider: &'static str, open: bool) {
-    metrics::gauge!("fcw_circuit_breaker_open", "provider" => provider).set(if open {
+    ::metrics::gauge!("fcw_circuit_breaker_open", "provider" => provider).set(if open {
         1.0
     } else {
         0.0
     });
     if open {
-        metrics::counter!("fcw_circuit_breaker_opened_total", "provider" => provider).increment(1);
+        ::metrics::counter!("fcw_circuit_breaker_opened_total", "provider" => provider)
+            .increment(1);
     }
 }
 
 /// The metrics of a finished run: `fcw_runs_total{job, outcome}`,
 /// `fcw_run_duration_seconds{job}`, `fcw_tickers_total{job, outcome}` and, on success,
 /// `fcw_last_success_timestamp_seconds{job}` (what "cache not warmed for 15 minutes" alerts use).
+/// `tickers` are the run's ticker counts by outcome (`seen`, `fetched`, `written`, ...).
 pub fn run_finished(
     job: &'static str,
     outcome: &'static str,
     duration: std::time::Duration,
-    report: &crate::jobs::RunReport,
+    tickers: &[(&'static str, u64)],
 ) {
-    metrics::counter!("fcw_runs_total", "job" => job, "outcome" => outcome).increment(1);
-    metrics::histogram!("fcw_run_duration_seconds", "job" => job).record(duration.as_secs_f64());
-    for (what, n) in [
-        ("seen", report.seen),
-        ("invalid", report.invalid),
-        ("skipped_fresh", report.skipped_fresh),
-        ("fetched", report.fetched),
-        ("written", report.written),
-        ("unknown", report.unknown),
-        ("failed", report.failed),
-        ("too_large", report.too_large),
-    ] {
-        metrics::counter!("fcw_tickers_total", "job" => job, "outcome" => what).increment(n);
+    ::metrics::counter!("fcw_runs_total", "job" => job, "outcome" => outcome).increment(1);
+    ::metrics::histogram!("fcw_run_duration_seconds", "job" => job).record(duration.as_secs_f64());
+    for &(what, n) in tickers {
+        ::metrics::counter!("fcw_tickers_total", "job" => job, "outcome" => what).increment(n);
     }
     if outcome == "ok" {
         last_success(job, chrono::Utc::now());
@@ -236,40 +211,37 @@ pub fn run_finished(
 
 /// `fcw_last_success_timestamp_seconds{job}`.
 pub fn last_success(job: &'static str, at: chrono::DateTime<chrono::Utc>) {
-    metrics::gauge!("fcw_last_success_timestamp_seconds", "job" => job)
+    ::metrics::gauge!("fcw_last_success_timestamp_seconds", "job" => job)
         .set(at.timestamp_millis() as f64 / 1000.0);
 }
 
-/// `fcw_watchlist_tickers` and `fcw_cache_keys{kind, state}`, from a coverage count.
-pub fn coverage(tickers: u64, kinds: &[crate::status::Coverage]) {
-    metrics::gauge!("fcw_watchlist_tickers").set(tickers as f64);
-    for c in kinds {
-        let kind = c.kind.as_str();
-        for (state, n) in [
-            ("present", c.present),
-            ("missing", c.missing),
-            ("expiring_soon", c.expiring_within_1m),
-        ] {
-            metrics::gauge!("fcw_cache_keys", "kind" => kind, "state" => state).set(n as f64);
-        }
-    }
+/// `fcw_watchlist_tickers`, from a coverage count.
+pub fn watchlist_tickers(tickers: u64) {
+    ::metrics::gauge!("fcw_watchlist_tickers").set(tickers as f64);
+}
+
+/// `fcw_cache_keys{kind, state}`: watchlist tickers of one cache kind, by `state` (`present`,
+/// `missing`, `expiring_soon`).
+pub fn cache_keys(kind: &'static str, state: &'static str, tickers: u64) {
+    ::metrics::gauge!("fcw_cache_keys", "kind" => kind, "state" => state).set(tickers as f64);
 }
 
 /// `fcw_runs_total{job, outcome="skipped_overlap"}`: a tick that found the previous run still
 /// going.
 pub fn run_skipped_overlap(job: &'static str) {
-    metrics::counter!("fcw_runs_total", "job" => job, "outcome" => "skipped_overlap").increment(1);
+    ::metrics::counter!("fcw_runs_total", "job" => job, "outcome" => "skipped_overlap")
+        .increment(1);
 }
 
 /// `fcw_integrity_members_checked_total{rule}`, `fcw_integrity_orphans_found_total{rule}`,
 /// `fcw_integrity_members_removed_total{rule}`, `fcw_integrity_reindexed_total{rule}`.
 pub fn integrity_rule(rule: &str, checked: u64, orphans: u64, removed: u64, reindexed: u64) {
     let rule = rule.to_owned();
-    metrics::counter!("fcw_integrity_members_checked_total", "rule" => rule.clone())
+    ::metrics::counter!("fcw_integrity_members_checked_total", "rule" => rule.clone())
         .increment(checked);
-    metrics::counter!("fcw_integrity_orphans_found_total", "rule" => rule.clone())
+    ::metrics::counter!("fcw_integrity_orphans_found_total", "rule" => rule.clone())
         .increment(orphans);
-    metrics::counter!("fcw_integrity_members_removed_total", "rule" => rule.clone())
+    ::metrics::counter!("fcw_integrity_members_removed_total", "rule" => rule.clone())
         .increment(removed);
-    metrics::counter!("fcw_integrity_reindexed_total", "rule" => rule).increment(reindexed);
+    ::metrics::counter!("fcw_integrity_reindexed_total", "rule" => rule).increment(reindexed);
 }
