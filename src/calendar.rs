@@ -14,8 +14,6 @@ use chrono::{
 };
 use chrono_tz::Tz;
 
-use crate::config::MarketSettings;
-
 /// Regular session hours, exchange local time.
 const OPEN: NaiveTime = NaiveTime::from_hms_opt(9, 30, 0).unwrap();
 const CLOSE: NaiveTime = NaiveTime::from_hms_opt(16, 0, 0).unwrap();
@@ -98,11 +96,6 @@ impl Calendar {
             tz,
             extra_holidays: extra_holidays.into_iter().collect(),
         }
-    }
-
-    /// The calendar `[market]` describes.
-    pub fn from_settings(market: &MarketSettings) -> Calendar {
-        Calendar::new(market.timezone.0, market.extra_holidays.iter().map(|d| d.0))
     }
 
     /// The NYSE in America/New_York with no operator-added holidays.

@@ -122,8 +122,7 @@ impl IntegrityRule {
     }
 }
 
-/// The placeholder in `member_key` that stands for the member.
-pub const MEMBER_PLACEHOLDER: &str = "{member}";
+use crate::keys::MEMBER_PLACEHOLDER;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

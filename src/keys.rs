@@ -6,6 +6,9 @@ use std::fmt;
 
 use crate::ticker::Ticker;
 
+/// The placeholder in an integrity rule's `member_key` that stands for the member.
+pub const MEMBER_PLACEHOLDER: &str = "{member}";
+
 /// The set of ticker symbols the app wants warm (read with `SSCAN`).
 pub const WATCHLIST: &str = "finance:watchlist";
 
@@ -69,7 +72,7 @@ impl MemberKey {
     /// `template` must contain `{member}` once (the config checks it).
     pub fn parse(template: &str) -> MemberKey {
         let (prefix, suffix) = template
-            .split_once(crate::config::MEMBER_PLACEHOLDER)
+            .split_once(MEMBER_PLACEHOLDER)
             .unwrap_or((template, ""));
         MemberKey {
             prefix: prefix.as_bytes().to_vec(),

@@ -12,7 +12,6 @@ use std::time::Duration;
 use chrono::{DateTime, NaiveDate, Utc};
 
 use crate::calendar::{Calendar, MarketState};
-use crate::config::TtlSettings;
 
 /// TTL rules for a quote-like key (stock, options).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -132,31 +131,6 @@ impl EarningsPolicy {
                 floor: self.min,
             },
             Some(date) => Ttl::decide(self.max, until(at, calendar.start_of_day(date)), self.min),
-        }
-    }
-}
-
-impl TtlPolicy {
-    pub fn from_settings(s: &TtlSettings) -> TtlPolicy {
-        let stock = QuotePolicy {
-            open: s.open.get(),
-            closed: s.closed.get(),
-            min: s.min.get(),
-        };
-        let o = &s.options;
-        TtlPolicy {
-            stock,
-            options: QuotePolicy {
-                open: o.open.map_or(stock.open, |d| d.get()),
-                closed: o.closed.map_or(stock.closed, |d| d.get()),
-                min: o.min.map_or(stock.min, |d| d.get()),
-            },
-            earnings: EarningsPolicy {
-                min: s.earnings_min.get(),
-                max: s.earnings_max.get(),
-                unknown: s.earnings_unknown.get(),
-            },
-            jitter: s.jitter,
         }
     }
 }

@@ -13,13 +13,12 @@ use std::path::Path;
 
 use chrono::Utc;
 
-use crate::calendar::Calendar;
 use crate::cli::Command;
 use crate::config::Settings;
 use crate::explain;
 use crate::jobs::{RunOptions, Shard};
 use crate::shutdown::Shutdown;
-use crate::ttl::TtlPolicy;
+use crate::startup;
 
 pub use common::AppError;
 pub use once::run_jobs;
@@ -74,7 +73,7 @@ pub async fn execute(
             Err(AppError::Usage("calendar: --from is after --to".into()))
         }
         Command::Calendar { from, to, json } => {
-            let cal = Calendar::from_settings(&settings.market);
+            let cal = startup::calendar(&settings.market);
             Ok(explain::calendar(&cal, from, to, Utc::now(), json, out)?)
         }
         Command::Ttl {
@@ -82,8 +81,8 @@ pub async fn execute(
             earnings_date,
             json,
         } => {
-            let cal = Calendar::from_settings(&settings.market);
-            let policy = TtlPolicy::from_settings(&settings.ttl);
+            let cal = startup::calendar(&settings.market);
+            let policy = startup::ttl_policy(&settings.ttl);
             let at = at.map_or_else(Utc::now, |t| t.with_timezone(&Utc));
             Ok(explain::ttl(&cal, &policy, at, earnings_date, json, out)?)
         }

@@ -25,8 +25,8 @@ use async_trait::async_trait;
 use redis::{Cmd, Script, Value};
 
 use crate::config::{IntegrityRule, IntegritySettings, OBJECT_TYPES};
+use crate::jobs::job::{Job, JobError, JobName, RunContext, RunReport};
 use crate::jobs::watchlist::{WatchlistReader, escape};
-use crate::jobs::{Job, JobError, JobName, RunContext, RunReport};
 use crate::keys::{self, MemberKey};
 use crate::metrics;
 use crate::store::{KeyScan, Store, StoreError};

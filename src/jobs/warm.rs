@@ -15,8 +15,8 @@ use futures_util::StreamExt;
 
 use crate::codec;
 use crate::config::next_fire;
+use crate::jobs::job::{Job, JobError, JobName, RunContext, RunReport};
 use crate::jobs::watchlist::WatchlistReader;
-use crate::jobs::{Job, JobError, JobName, RunContext, RunReport};
 use crate::keys::{self, CacheKind};
 use crate::lock::Fenced;
 use crate::model::{Earnings, OptionsChain, StockQuote};

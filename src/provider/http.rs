@@ -18,7 +18,7 @@ use url::Url;
 
 use crate::config::{Limits, ProviderSettings};
 use crate::metrics;
-use crate::provider::ProviderError;
+use crate::provider::api::ProviderError;
 
 /// First backoff step after a failed attempt; it doubles per attempt ...
 const BACKOFF_BASE: Duration = Duration::from_millis(250);

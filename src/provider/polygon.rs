@@ -16,8 +16,8 @@ use crate::config::ProviderSettings;
 use crate::model::{
     Earnings, ExpiryChain, OptionContract, OptionsChain, SCHEMA_VERSION, StockQuote, in_the_money,
 };
+use crate::provider::api::{Fetched, Provider, ProviderError, TickerResult, count};
 use crate::provider::http::{Reply, Upstream, endpoint_url};
-use crate::provider::{Fetched, Provider, ProviderError, TickerResult, count};
 use crate::ticker::Ticker;
 
 const NAME: &str = "polygon";

@@ -13,9 +13,9 @@ use chrono_tz::Tz;
 use serde_json::Value;
 
 use crate::model::{Earnings, OptionsChain, StockQuote};
+use crate::provider::api::{Fetched, Provider, ProviderError, SetupError, TickerResult};
 use crate::provider::http::Reply;
 use crate::provider::yahoo::{self, OptionsPage};
-use crate::provider::{Fetched, Provider, ProviderError, SetupError, TickerResult};
 use crate::ticker::Ticker;
 
 const NAME: &str = "replay";

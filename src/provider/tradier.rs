@@ -16,9 +16,11 @@ use crate::model::{
     Earnings, ExpiryChain, Greeks, OptionContract, OptionsChain, SCHEMA_VERSION, StockQuote,
     in_the_money,
 };
+use crate::provider::api::{
+    Fetched, Provider, ProviderError, TickerResult, comma_separated, count,
+};
 use crate::provider::http::{Reply, Upstream, endpoint_url};
 use crate::provider::polygon::bearer;
-use crate::provider::{Fetched, Provider, ProviderError, TickerResult, comma_separated, count};
 use crate::ticker::Ticker;
 
 const NAME: &str = "tradier";

@@ -23,8 +23,10 @@ use crate::config::ProviderSettings;
 use crate::model::{
     Earnings, ExpiryChain, OptionContract, OptionsChain, SCHEMA_VERSION, StockQuote,
 };
+use crate::provider::api::{
+    Fetched, Provider, ProviderError, TickerResult, comma_separated, count,
+};
 use crate::provider::http::{Policy, Reply, Upstream, endpoint_url};
-use crate::provider::{Fetched, Provider, ProviderError, TickerResult, comma_separated, count};
 use crate::ticker::Ticker;
 
 const NAME: &str = "yahoo";

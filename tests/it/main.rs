@@ -15,6 +15,7 @@ mod footprint;
 mod freshness;
 mod integrity;
 mod jobs;
+mod layering;
 mod ops;
 mod parsers_fuzz;
 mod providers;

@@ -9,13 +9,14 @@ use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use chrono_tz::America::New_York;
 use finance_cache_warmer::calendar::{Calendar, MarketState};
 use finance_cache_warmer::config::Settings;
+use finance_cache_warmer::startup;
 use finance_cache_warmer::ttl::{Limit, TtlPolicy};
 use proptest::prelude::*;
 use redis::AsyncCommands;
 use support::{assert_ttl, conn, fcw, redis, run, summary};
 
 fn policy() -> TtlPolicy {
-    TtlPolicy::from_settings(&Settings::defaults().unwrap().ttl)
+    startup::ttl_policy(&Settings::defaults().unwrap().ttl)
 }
 
 fn ny(y: i32, m: u32, d: u32, h: u32, min: u32, s: u32) -> DateTime<Utc> {
@@ -53,7 +54,7 @@ fn quotes_follow_the_session() {
     // The options overrides apply to options only.
     let mut s = Settings::defaults().unwrap();
     s.ttl.options.open = Some("2m".parse().unwrap());
-    let p = TtlPolicy::from_settings(&s.ttl);
+    let p = startup::ttl_policy(&s.ttl);
     assert_eq!(p.options.ttl(&cal, ny(2026, 11, 24, 11, 0, 0)).secs(), 120);
     assert_eq!(p.stock.ttl(&cal, ny(2026, 11, 24, 11, 0, 0)).secs(), 600);
 }
