@@ -1,0 +1,368 @@
+//! The settings, one struct per section of the file, as `config/default.toml` lays them out.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::schedule::Schedule;
+use super::secrets::{RedisUrl, Secret};
+use super::values::{ByteSize, Fraction, HttpUrl, HumanDuration, IsoDate, Zone};
+
+/// The whole configuration.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    pub server: ServerSettings,
+    pub redis: RedisSettings,
+    pub log: LogSettings,
+    pub market: MarketSettings,
+    pub ttl: TtlSettings,
+    pub provider: ProviderSettings,
+    pub scheduler: SchedulerSettings,
+    pub integrity: IntegritySettings,
+    pub jobs: JobsSettings,
+    pub cache: CacheSettings,
+    pub status: StatusSettings,
+    pub telemetry: TelemetrySettings,
+}
+
+/// Where metrics go besides the daemon's `/metrics`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TelemetrySettings {
+    /// A Prometheus Pushgateway that `once` pushes its run's metrics to (CronJob mode, where
+    /// nothing stays up to be scraped).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pushgateway_url: Option<HttpUrl>,
+}
+
+/// What `status` (and its exit code) call healthy, beyond the jobs' recent successes.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StatusSettings {
+    /// The least share of the watchlist each enabled kind must have cached.
+    pub min_coverage: f64,
+}
+
+/// How cached values are stored.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CacheSettings {
+    pub compress: Compression,
+    /// Values of at least this size are compressed (when `compress` is on).
+    pub compress_min_bytes: ByteSize,
+    /// Values larger than this after compression are not written.
+    pub max_value_bytes: ByteSize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Compression {
+    None,
+    Gzip,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IntegritySettings {
+    pub grace: HumanDuration,
+    pub dry_run: bool,
+    pub scan_count: u32,
+    pub prune_unwatched: bool,
+    /// A prune that would delete more than this fraction of the cache keys is skipped.
+    pub prune_max_fraction: f64,
+    pub rules: Vec<IntegrityRule>,
+}
+
+/// `[[integrity.rules]]`: an index set (or a pattern of them) and the object key its members
+/// point to.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IntegrityRule {
+    pub index: String,
+    pub member_key: String,
+    #[serde(default)]
+    pub reindex: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object_pattern: Option<String>,
+    /// The Redis type of the objects (`reindex` only); default `string`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object_type: Option<String>,
+}
+
+/// What `object_type` may name: the types `SCAN ... TYPE` filters on.
+pub const OBJECT_TYPES: [&str; 6] = ["string", "hash", "list", "set", "zset", "stream"];
+
+impl IntegrityRule {
+    /// The type `reindex` looks for: keys of another type under `object_pattern` are not
+    /// objects (a `finance:position:42:history` list is not position `42:history`).
+    pub fn object_type(&self) -> &str {
+        self.object_type.as_deref().unwrap_or("string")
+    }
+
+    /// Whether `index` names many sets (a glob pattern) rather than one.
+    pub fn is_pattern(&self) -> bool {
+        self.index.contains(['*', '?', '['])
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSettings {
+    /// `host:port` of the HTTP endpoint; empty disables it.
+    pub listen: String,
+}
+
+impl ServerSettings {
+    /// The address to listen on, if the endpoint is enabled.
+    pub fn address(&self) -> Option<std::net::SocketAddr> {
+        self.listen.parse().ok()
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SchedulerSettings {
+    pub shutdown_grace: HumanDuration,
+    pub lock_ttl: HumanDuration,
+    pub batch_size: u32,
+    pub scan_count: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedisSettings {
+    pub url: RedisUrl,
+    /// Resolved at load time from `password_file` when that is set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<Secret>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_file: Option<PathBuf>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<PathBuf>,
+    pub connect_timeout: HumanDuration,
+    pub response_timeout: HumanDuration,
+    pub cluster_nodes: Vec<RedisUrl>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSettings {
+    pub format: LogFormat,
+    pub level: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Json,
+    Pretty,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MarketSettings {
+    pub timezone: Zone,
+    pub extra_holidays: Vec<IsoDate>,
+}
+
+/// At most this many `market.extra_holidays`: they are for rare announced closures, and the
+/// calendar's search for the next session relies on closed runs being short.
+pub const MAX_EXTRA_HOLIDAYS: usize = 100;
+
+/// The smallest `cache.max_value_bytes` accepted: a quote is about 400 bytes.
+pub(super) const MIN_VALUE_CAP: u64 = 1024;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TtlSettings {
+    pub open: HumanDuration,
+    pub closed: HumanDuration,
+    pub min: HumanDuration,
+    pub earnings_min: HumanDuration,
+    pub earnings_max: HumanDuration,
+    pub earnings_unknown: HumanDuration,
+    pub jitter: f64,
+    pub options: OptionsTtlSettings,
+}
+
+/// `[ttl.options]`: each key falls back to `[ttl]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OptionsTtlSettings {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub open: Option<HumanDuration>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub closed: Option<HumanDuration>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min: Option<HumanDuration>,
+}
+
+/// A market-data provider's name in `provider.stock` and the other chains.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProviderName {
+    Yahoo,
+    Polygon,
+    Tradier,
+    Replay,
+}
+
+impl ProviderName {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProviderName::Yahoo => "yahoo",
+            ProviderName::Polygon => "polygon",
+            ProviderName::Tradier => "tradier",
+            ProviderName::Replay => "replay",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderSettings {
+    pub stock: Vec<ProviderName>,
+    pub options: Vec<ProviderName>,
+    pub earnings: Vec<ProviderName>,
+    pub timeout: HumanDuration,
+    pub connect_timeout: HumanDuration,
+    pub max_body: ByteSize,
+    pub max_retries: u32,
+    pub breaker_failures: u32,
+    pub breaker_cooldown: HumanDuration,
+    pub user_agent: String,
+    pub yahoo: YahooSettings,
+    pub polygon: PolygonSettings,
+    pub tradier: TradierSettings,
+    pub replay: ReplaySettings,
+}
+
+/// Limits every HTTP provider has.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub struct Limits {
+    pub max_concurrency: u32,
+    pub requests_per_second: f64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct YahooSettings {
+    pub base_url: HttpUrl,
+    pub cookie_url: HttpUrl,
+    pub max_concurrency: u32,
+    pub requests_per_second: f64,
+    pub quote_batch: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolygonSettings {
+    pub base_url: HttpUrl,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_key: Option<Secret>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_key_file: Option<PathBuf>,
+    pub max_concurrency: u32,
+    pub requests_per_second: f64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TradierSettings {
+    pub base_url: HttpUrl,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<Secret>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_file: Option<PathBuf>,
+    pub max_concurrency: u32,
+    pub requests_per_second: f64,
+    pub quote_batch: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReplaySettings {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dir: Option<PathBuf>,
+}
+
+impl YahooSettings {
+    pub fn limits(&self) -> Limits {
+        Limits {
+            max_concurrency: self.max_concurrency,
+            requests_per_second: self.requests_per_second,
+        }
+    }
+}
+
+impl PolygonSettings {
+    pub fn limits(&self) -> Limits {
+        Limits {
+            max_concurrency: self.max_concurrency,
+            requests_per_second: self.requests_per_second,
+        }
+    }
+}
+
+impl TradierSettings {
+    pub fn limits(&self) -> Limits {
+        Limits {
+            max_concurrency: self.max_concurrency,
+            requests_per_second: self.requests_per_second,
+        }
+    }
+}
+
+/// The shortest lock lease: renewals every third of it must fit several Redis round trips.
+pub const MIN_LOCK_TTL: Duration = Duration::from_secs(3);
+/// Largest batch or SSCAN COUNT: bigger pipelines only add latency and memory.
+pub const MAX_BATCH: u32 = 10_000;
+
+/// Most symbols one quote request may carry.
+pub const MAX_QUOTE_BATCH: u32 = 200;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobsSettings {
+    pub stock: JobSettings,
+    pub options: JobSettings,
+    pub earnings: JobSettings,
+    pub integrity: JobSettings,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobSettings {
+    pub enabled: bool,
+    pub schedule: Schedule,
+    pub timeout: HumanDuration,
+    pub max_failure_ratio: f64,
+    pub refresh_ahead: f64,
+    pub run_on_start: bool,
+    /// `jobs.options` only: how many of the nearest expiries to fetch (0 = all).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expirations: Option<u32>,
+    /// `jobs.options` only: keep contracts whose strike is within this fraction of the
+    /// underlying price.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub strike_window: Option<Fraction>,
+    /// Warming jobs: refetch a value that would be older than this (by its `fetched_at`) before
+    /// the next run could refresh it, whatever its TTL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_age: Option<HumanDuration>,
+}
+
+impl JobsSettings {
+    /// Every job's settings with its name, in a fixed order.
+    pub fn iter(&self) -> impl Iterator<Item = (&'static str, &JobSettings)> {
+        [
+            ("stock", &self.stock),
+            ("options", &self.options),
+            ("earnings", &self.earnings),
+            ("integrity", &self.integrity),
+        ]
+        .into_iter()
+    }
+}
