@@ -1,63 +1,19 @@
-//! Redis access: one auto-reconnecting, multiplexed connection shared by every job, to a single
-//! server or a Redis Cluster.
-//!
-//! The redis crate's connections reconnect in the background but hand the failing command's
-//! error back to its caller, so idempotent commands go through [`Store::retry`]. Its default
-//! timeouts (1 s connect, 500 ms per reply) are too short for big pipelines; ours come from
-//! `[redis]`. A cluster cannot run a pipeline across slots, nor a `SCAN` of the whole keyspace on
-//! one node: [`Store::batch`] and [`KeyScan`] hide both differences.
+//! The handle: connecting, retrying, batching, and tracking whether Redis answers.
 
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
 
 use backon::{ExponentialBuilder, Retryable};
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
-use redis::cluster::{ClusterClientBuilder, ClusterConfig};
 use redis::cluster_async::ClusterConnection;
-use redis::{Client, Cmd, IntoConnectionInfo, Pipeline, RedisError, RedisFuture, Value};
+use redis::{Client, Cmd, Pipeline, RedisError, RedisFuture, Value};
 
+use super::clients::{
+    COMMAND_RETRIES, NodeTemplate, RETRY_MAX_DELAY, RETRY_MIN_DELAY, client, cluster,
+};
+use super::error::{StoreError, is_transient};
 use crate::config::RedisSettings;
 use crate::metrics;
-
-/// Attempts for one idempotent command: the first plus this many retries. Enough to ride out the
-/// manager's reconnect after a dropped connection; a longer outage is the caller's to report.
-pub const COMMAND_RETRIES: usize = 3;
-/// Backoff between those attempts: exponential from this floor ...
-const RETRY_MIN_DELAY: Duration = Duration::from_millis(100);
-/// ... to this cap, with jitter so many workers do not retry in lockstep.
-const RETRY_MAX_DELAY: Duration = Duration::from_secs(2);
-/// Reconnect attempts the manager makes inside one command. Kept low: [`Store::retry`] already
-/// retries with backoff, and the two would multiply (a command during an outage would block for
-/// many seconds instead of failing in about 3).
-const RECONNECT_RETRIES: usize = 1;
-
-/// A Redis failure, naming the server (never its password).
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    #[error("redis.url: {0}")]
-    Client(String),
-    #[error("cannot connect to Redis at {address}: {source}")]
-    Unreachable { address: String, source: RedisError },
-    #[error("Redis at {address}: {what} failed: {source}")]
-    Command {
-        address: String,
-        what: &'static str,
-        source: RedisError,
-    },
-}
-
-impl StoreError {
-    /// True when the server could not be reached at all (exit code 3), as opposed to a command
-    /// the server refused.
-    pub fn is_unreachable(&self) -> bool {
-        match self {
-            StoreError::Unreachable { .. } => true,
-            StoreError::Command { source, .. } => is_transient(source),
-            StoreError::Client(_) => false,
-        }
-    }
-}
 
 /// The connection every command goes through. Cloning is cheap and shares it.
 #[derive(Clone)]
@@ -98,25 +54,25 @@ impl ConnectionLike for Conn {
 /// The shared Redis handle. Cloning is cheap and shares the one connection.
 #[derive(Clone)]
 pub struct Store {
-    conn: Shared,
+    pub(super) conn: Shared,
     /// A cluster's per-node connection settings, for commands that must visit every node.
-    nodes: Option<Arc<NodeTemplate>>,
-    address: String,
+    pub(super) nodes: Option<Arc<NodeTemplate>>,
+    pub(super) address: String,
     /// Whether the last round trip worked ([`UP`], [`DOWN`] or [`UNKNOWN`]), so an outage is
     /// logged once when it starts and once when it ends, not on every failed command.
-    health: Arc<AtomicU8>,
+    pub(super) health: Arc<AtomicU8>,
 }
 
-const UNKNOWN: u8 = 0;
-const UP: u8 = 1;
-const DOWN: u8 = 2;
+pub(super) const UNKNOWN: u8 = 0;
+pub(super) const UP: u8 = 1;
+pub(super) const DOWN: u8 = 2;
 /// Reachable, but the credentials were refused.
-const REFUSED: u8 = 3;
+pub(super) const REFUSED: u8 = 3;
 
 /// What the handle holds: a single server's manager, which it can replace, or the cluster's
 /// connection.
 #[derive(Clone)]
-enum Shared {
+pub(super) enum Shared {
     Single(Arc<Single>),
     Cluster(ClusterConnection),
 }
@@ -128,7 +84,7 @@ enum Shared {
 /// that failure for good: every command gets it, and nothing would ever restart the daemon.
 /// On such a failure the store builds a new manager, so the next command connects afresh and
 /// works as soon as the credentials do.
-struct Single {
+pub(super) struct Single {
     manager: RwLock<ConnectionManager>,
     client: Client,
     config: ConnectionManagerConfig,
@@ -344,7 +300,7 @@ impl Store {
     }
 
     /// Replaces a single server's manager with a new, unconnected one (see [`Single`]).
-    fn reconnect_afresh(&self) {
+    pub(super) fn reconnect_afresh(&self) {
         if let Shared::Single(single) = &self.conn {
             match ConnectionManager::new_lazy_with_config(
                 single.client.clone(),
@@ -451,272 +407,4 @@ pub enum Batch {
     Pipeline,
     /// One round trip; each command gets its own reply, errors included.
     EachOwnReply,
-}
-
-/// A failure of the connection rather than of the command.
-pub fn is_transient(e: &RedisError) -> bool {
-    e.is_io_error() || e.is_connection_dropped() || e.is_connection_refusal() || e.is_timeout()
-}
-
-fn client(settings: &RedisSettings) -> Result<(Client, ConnectionManagerConfig), StoreError> {
-    let bad = |e: RedisError| StoreError::Client(e.to_string());
-    let mut info = settings.url.expose().into_connection_info().map_err(bad)?;
-    if let Some(password) = &settings.password {
-        let redis = info
-            .redis_settings()
-            .clone()
-            .set_password(password.expose());
-        info = info.set_redis_settings(redis);
-    }
-    let client = match &settings.ca_file {
-        Some(ca) => {
-            let pem = std::fs::read(ca)
-                .map_err(|e| StoreError::Client(format!("redis.ca_file {}: {e}", ca.display())))?;
-            Client::build_with_tls(
-                info,
-                redis::TlsCertificates {
-                    client_tls: None,
-                    root_cert: Some(pem),
-                },
-            )
-            .map_err(bad)?
-        }
-        None => Client::open(info).map_err(bad)?,
-    };
-    let config = ConnectionManagerConfig::new()
-        .set_number_of_retries(RECONNECT_RETRIES)
-        .set_min_delay(RETRY_MIN_DELAY)
-        .set_max_delay(RETRY_MAX_DELAY)
-        .set_connection_timeout(Some(settings.connect_timeout.get()))
-        .set_response_timeout(Some(settings.response_timeout.get()));
-    Ok((client, config))
-}
-
-/// A lazy cluster connection: it connects (and learns the topology) on first use, so the daemon
-/// starts while the cluster is down.
-fn cluster(settings: &RedisSettings) -> Result<(ClusterConnection, NodeTemplate), StoreError> {
-    let bad = |e: RedisError| StoreError::Client(format!("redis.cluster_nodes: {e}"));
-    let nodes = settings
-        .cluster_nodes
-        .iter()
-        .map(|n| n.expose().into_connection_info())
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(bad)?;
-    let (connect, respond) = (
-        settings.connect_timeout.get(),
-        settings.response_timeout.get(),
-    );
-    let seed = nodes
-        .first()
-        .map(|n| n.redis_settings().clone())
-        .unwrap_or_default();
-    let mut builder = ClusterClientBuilder::new(nodes)
-        .connection_timeout(connect)
-        .response_timeout(respond);
-    if let Some(password) = &settings.password {
-        builder = builder.password(password.expose());
-    }
-    if let Some(user) = settings.cluster_nodes.iter().find_map(|n| n.username()) {
-        builder = builder.username(user);
-    }
-    if settings.cluster_nodes.iter().any(|n| n.is_tls()) {
-        builder = builder.tls(redis::TlsMode::Secure);
-    }
-    let ca = match &settings.ca_file {
-        Some(ca) => Some(
-            std::fs::read(ca)
-                .map_err(|e| StoreError::Client(format!("redis.ca_file {}: {e}", ca.display())))?,
-        ),
-        None => None,
-    };
-    if let Some(pem) = &ca {
-        builder = builder.certs(redis::TlsCertificates {
-            client_tls: None,
-            root_cert: Some(pem.clone()),
-        });
-    }
-    let client = builder.build().map_err(bad)?;
-    let config = ClusterConfig::new()
-        .set_connection_timeout(connect)
-        .set_response_timeout(respond);
-    let mut redis = seed;
-    if let Some(password) = &settings.password {
-        redis = redis.set_password(password.expose());
-    }
-    let template = NodeTemplate {
-        scheme: if settings.cluster_nodes.iter().any(|n| n.is_tls()) {
-            "rediss"
-        } else {
-            "redis"
-        },
-        redis,
-        ca,
-        config: redis::AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(connect))
-            .set_response_timeout(Some(respond)),
-    };
-    Ok((
-        client.get_pending_async_connection_with_config(config),
-        template,
-    ))
-}
-
-/// Walks every key matching a pattern with `SCAN`, page by page: on a cluster, on every primary
-/// in turn, each through a connection of its own (a plain `SCAN` would see one random node's keys
-/// only).
-pub struct KeyScan<'a> {
-    store: &'a Store,
-    pattern: String,
-    kind: Option<&'static str>,
-    count: u32,
-    /// Cluster primaries still to walk, the current one last.
-    nodes: Vec<(String, u16)>,
-    /// The current primary's connection.
-    node: Option<redis::aio::MultiplexedConnection>,
-    cursor: u64,
-    done: bool,
-}
-
-impl<'a> KeyScan<'a> {
-    /// `SCAN MATCH pattern [TYPE kind] COUNT count`.
-    pub async fn new(
-        store: &'a Store,
-        pattern: &str,
-        kind: Option<&'static str>,
-        count: u32,
-    ) -> Result<KeyScan<'a>, StoreError> {
-        let nodes = if store.is_cluster() {
-            store.primaries().await?
-        } else {
-            Vec::new()
-        };
-        Ok(KeyScan {
-            store,
-            pattern: pattern.to_owned(),
-            kind,
-            count,
-            nodes,
-            node: None,
-            cursor: 0,
-            done: false,
-        })
-    }
-
-    fn command(&self) -> Cmd {
-        let mut cmd = redis::cmd("SCAN");
-        cmd.arg(self.cursor)
-            .arg("MATCH")
-            .arg(&self.pattern)
-            .arg("COUNT")
-            .arg(self.count);
-        if let Some(kind) = self.kind {
-            cmd.arg("TYPE").arg(kind);
-        }
-        cmd
-    }
-
-    /// The next page of keys (possibly empty), or `None` when every node has been walked.
-    pub async fn next_page(&mut self) -> Result<Option<Vec<Vec<u8>>>, StoreError> {
-        if self.done {
-            return Ok(None);
-        }
-        let cmd = self.command();
-        let (next, keys): (u64, Vec<Vec<u8>>) = match &self.store.nodes {
-            None => {
-                self.store
-                    .retry("SCAN", |mut conn| {
-                        let cmd = cmd.clone();
-                        async move { cmd.query_async(&mut conn).await }
-                    })
-                    .await?
-            }
-            Some(template) => {
-                let Some((host, port)) = self.nodes.last().cloned() else {
-                    self.done = true;
-                    return Ok(None);
-                };
-                let failed = |source| StoreError::Command {
-                    address: format!("{host}:{port}"),
-                    what: "SCAN",
-                    source,
-                };
-                if self.node.is_none() {
-                    self.node = Some(template.connect(&host, port).await.map_err(failed)?);
-                }
-                let conn = self.node.as_mut().expect("connected above");
-                let page = cmd.query_async(conn).await;
-                self.store.observe(&page);
-                page.map_err(failed)?
-            }
-        };
-        self.cursor = next;
-        if next == 0 {
-            // This node is done: on to the next primary, or the end.
-            self.node = None;
-            self.done = self.nodes.pop().is_none() || self.nodes.is_empty();
-        }
-        Ok(Some(keys))
-    }
-}
-
-/// How to open a direct connection to one cluster node: the seed node's settings (user,
-/// password, TLS, CA, timeouts) with another address.
-pub struct NodeTemplate {
-    scheme: &'static str,
-    redis: redis::RedisConnectionInfo,
-    ca: Option<Vec<u8>>,
-    config: redis::AsyncConnectionConfig,
-}
-
-impl NodeTemplate {
-    async fn connect(
-        &self,
-        host: &str,
-        port: u16,
-    ) -> redis::RedisResult<redis::aio::MultiplexedConnection> {
-        let info = format!("{}://{host}:{port}", self.scheme)
-            .into_connection_info()?
-            .set_redis_settings(self.redis.clone());
-        let client = match &self.ca {
-            Some(pem) => Client::build_with_tls(
-                info,
-                redis::TlsCertificates {
-                    client_tls: None,
-                    root_cert: Some(pem.clone()),
-                },
-            )?,
-            None => Client::open(info)?,
-        };
-        client
-            .get_multiplexed_async_connection_with_config(&self.config)
-            .await
-    }
-}
-
-impl Store {
-    /// The cluster's primaries, `(host, port)`, from `CLUSTER NODES`.
-    async fn primaries(&self) -> Result<Vec<(String, u16)>, StoreError> {
-        let text: String = self
-            .retry("CLUSTER NODES", |mut conn| async move {
-                redis::cmd("CLUSTER")
-                    .arg("NODES")
-                    .query_async(&mut conn)
-                    .await
-            })
-            .await?;
-        Ok(text
-            .lines()
-            .filter_map(|line| {
-                let fields: Vec<&str> = line.split_whitespace().collect();
-                let flags = fields.get(2)?;
-                if !flags.split(',').any(|f| f == "master") || flags.contains("fail") {
-                    return None;
-                }
-                // ip:port@cport[,hostname]
-                let address = fields.get(1)?.split('@').next()?;
-                let (host, port) = address.rsplit_once(':')?;
-                Some((host.to_owned(), port.parse().ok()?))
-            })
-            .collect())
-    }
 }
