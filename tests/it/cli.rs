@@ -216,11 +216,7 @@ async fn sighup_is_logged_and_ignored_and_log_fields_are_plain_values() {
 /// still completes the TCP handshake).
 async fn hung_redis() -> LocalRedis {
     let server = redis().await;
-    let _: () = conn(&server)
-        .await
-        .sadd("finance:watchlist", "AAPL")
-        .await
-        .unwrap();
+    support::watchlist(&server, &[b"AAPL"]).await;
     server.pause();
     server
 }
@@ -282,11 +278,7 @@ async fn a_signal_while_connecting_to_a_hung_redis_ends_once_and_status_at_once(
 #[tokio::test]
 async fn the_daemon_stops_within_its_grace_even_with_redis_hung_mid_run() {
     let server = redis().await;
-    let _: () = conn(&server)
-        .await
-        .sadd("finance:watchlist", "AAPL")
-        .await
-        .unwrap();
+    support::watchlist(&server, &[b"AAPL"]).await;
     let (mut child, mut rx) = daemon(
         &server,
         &[
@@ -310,11 +302,7 @@ async fn the_daemon_stops_within_its_grace_even_with_redis_hung_mid_run() {
 #[tokio::test]
 async fn a_second_signal_ends_a_stopping_process_at_once() {
     let server = redis().await;
-    let _: () = conn(&server)
-        .await
-        .sadd("finance:watchlist", "AAPL")
-        .await
-        .unwrap();
+    support::watchlist(&server, &[b"AAPL"]).await;
     // An upstream that answers after a minute: the run's batch is in flight when asked to stop.
     let upstream = support::yahoo(
         ResponseTemplate::new(200)

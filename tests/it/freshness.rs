@@ -9,17 +9,9 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use redis::AsyncCommands;
-use support::{conn, fcw, redis, run, summary};
+use support::{conn, fcw, free_port, redis, run, summary};
 use wiremock::matchers::path;
 use wiremock::{Mock, MockServer, ResponseTemplate};
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 fn fetched_at(value: &str) -> DateTime<Utc> {
     let v: serde_json::Value = serde_json::from_str(value).unwrap();

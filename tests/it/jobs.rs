@@ -12,7 +12,7 @@ use finance_cache_warmer::ticker::Ticker;
 use redis::AsyncCommands;
 use support::{
     RecordedQuotes, assert_schema, assert_ttl, conn, eventually, fcw, fixture, log_lines, redis,
-    summary, yahoo,
+    summary, watchlist, yahoo,
 };
 use tokio::io::{AsyncBufReadExt, BufReader};
 use wiremock::{MockServer, ResponseTemplate};
@@ -44,12 +44,6 @@ fn env(redis: &LocalRedis, upstream: &MockServer) -> Vec<(&'static str, String)>
         ("FCW_LOG__FORMAT", "json".into()),
         ("FCW_SERVER__LISTEN", String::new()),
     ]
-}
-
-async fn watchlist(server: &LocalRedis, members: &[&[u8]]) {
-    let mut c = conn(server).await;
-    let _: () = c.del("finance:watchlist").await.unwrap();
-    let _: () = c.sadd("finance:watchlist", members).await.unwrap();
 }
 
 /// Wednesday 2 December 2026, 11:00 New York: mid-session, so quotes get `ttl.open` (10 min).

@@ -9,17 +9,9 @@ use std::time::Duration;
 use redis::AsyncCommands;
 
 use finance_cache_warmer::local_redis::{LocalRedis, LocalRedisOptions};
-use support::{RecordedQuotes, conn, eventually, fcw, mount_yahoo_session, redis};
+use support::{RecordedQuotes, conn, eventually, fcw, free_port, mount_yahoo_session, redis};
 use wiremock::matchers::path;
 use wiremock::{Mock, MockServer, ResponseTemplate};
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// Starts `run` with the endpoint on a free port; returns the child and the base URL.
 fn daemon(env: &[(&str, String)]) -> (tokio::process::Child, String) {
@@ -464,12 +456,8 @@ async fn once_pushes_each_jobs_metrics_to_a_real_pushgateway_grouped_by_job() {
         return;
     };
     let server = redis().await;
-    let _: () = conn(&server)
-        .await
-        .sadd("finance:watchlist", &["AAPL", "MSFT"])
-        .await
-        .unwrap();
-    let once = |args: &[&str]| {
+    support::watchlist(&server, &[b"AAPL", b"MSFT"]).await;
+    let once = |args: &[&str], gateway: &str| {
         support::run(
             fcw()
                 .arg("once")
@@ -477,10 +465,10 @@ async fn once_pushes_each_jobs_metrics_to_a_real_pushgateway_grouped_by_job() {
                 .env("FCW_REDIS__URL", server.url())
                 .envs(support::REPLAY)
                 .env("FCW_LOG__FORMAT", "json")
-                .env("FCW_TELEMETRY__PUSHGATEWAY_URL", &base),
+                .env("FCW_TELEMETRY__PUSHGATEWAY_URL", gateway),
         )
     };
-    let (code, _, err) = once(&["stock"]);
+    let (code, _, err) = once(&["stock"], &base);
     assert_eq!(code, Some(0), "{err}");
     assert!(err.contains("pushed the run's metrics"), "{err}");
     let (_, metrics) = get(&format!("{base}/metrics")).await.unwrap();
@@ -501,7 +489,7 @@ async fn once_pushes_each_jobs_metrics_to_a_real_pushgateway_grouped_by_job() {
     );
     assert!(sample(&metrics, r#"push_time_seconds{instance="",job="stock"}"#).is_some());
     // `once all`: each job under its own group, its `job` label intact; nothing else under stock.
-    let (code, _, err) = once(&["all"]);
+    let (code, _, err) = once(&["all"], &base);
     assert_eq!(code, Some(0), "{err}");
     let (_, metrics) = get(&format!("{base}/metrics")).await.unwrap();
     for job in ["stock", "options", "earnings", "integrity"] {
@@ -516,17 +504,7 @@ async fn once_pushes_each_jobs_metrics_to_a_real_pushgateway_grouped_by_job() {
     }
     assert!(sample(&metrics, r#"push_time_seconds{instance="",job="all"}"#).is_some());
     // A Pushgateway that is down costs a warning, not the run.
-    let (code, _, err) = support::run(
-        fcw()
-            .args(["once", "stock"])
-            .env("FCW_REDIS__URL", server.url())
-            .envs(support::REPLAY)
-            .env("FCW_LOG__FORMAT", "json")
-            .env(
-                "FCW_TELEMETRY__PUSHGATEWAY_URL",
-                format!("http://127.0.0.1:{}", free_port()),
-            ),
-    );
+    let (code, _, err) = once(&["stock"], &format!("http://127.0.0.1:{}", free_port()));
     assert_eq!(code, Some(0), "{err}");
     assert!(
         err.contains("telemetry.pushgateway_url: pushing the stock metrics"),

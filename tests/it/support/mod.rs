@@ -66,6 +66,23 @@ pub fn run(cmd: &mut Command) -> (Option<i32>, String, String) {
     )
 }
 
+/// A TCP port on loopback that nothing listens on right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Makes `finance:watchlist` on `server` hold exactly `members`.
+pub async fn watchlist(server: &LocalRedis, members: &[&[u8]]) {
+    use redis::AsyncCommands;
+    let mut c = conn(server).await;
+    let _: () = c.del("finance:watchlist").await.unwrap();
+    let _: () = c.sadd("finance:watchlist", members).await.unwrap();
+}
+
 /// A private `redis-server` on a free port, killed when dropped.
 pub async fn redis() -> LocalRedis {
     redis_with(LocalRedisOptions::default()).await
