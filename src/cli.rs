@@ -6,7 +6,8 @@ use std::path::PathBuf;
 use chrono::{DateTime, FixedOffset, NaiveDate};
 use clap::{Parser, Subcommand, ValueEnum};
 
-use crate::jobs::{JobName, Shard};
+use crate::jobs::JobName;
+use crate::watchlist::Shard;
 
 #[derive(Debug, Parser)]
 #[command(

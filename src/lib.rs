@@ -5,7 +5,8 @@
 //! - [`config`]: typed settings from defaults, a TOML file and `FCW_*` variables, validated.
 //! - [`telemetry`]: JSON or pretty logs on stderr, set up once.
 //! - [`store`]: the shared, auto-reconnecting Redis connection and its retry policy.
-//! - [`keys`]: the Redis key schema; [`ticker`]: the validated ticker symbol.
+//! - [`keys`]: the Redis key schema; [`ticker`]: the validated ticker symbol; [`watchlist`]:
+//!   `finance:watchlist` read in chunks, validated, de-duplicated and sharded.
 //! - [`shutdown`]: the one SIGINT/SIGTERM signal passed down to everything.
 //! - [`cli`] and [`commands`]: the commands and what each does, a file per command (the offline
 //!   demo among them); [`startup`] wires the parts every run shares; `main.rs` only calls them.
@@ -16,7 +17,8 @@
 //!   market-data providers.
 //! - [`jobs`], [`runner`], [`scheduler`], [`lock`]: the jobs and how they run.
 //! - [`record`], [`status`], [`progress`]: what runs leave behind, and what operators see.
-//! - [`server`], [`notify`], [`metrics`]: health, systemd notifications and metrics.
+//! - [`health`], [`server`], [`notify`], [`metrics`]: the scheduler's heartbeat, the health and
+//!   metrics endpoint, systemd notifications and metrics.
 
 pub mod calendar;
 pub mod cli;
@@ -24,6 +26,7 @@ pub mod codec;
 pub mod commands;
 pub mod config;
 pub mod explain;
+pub mod health;
 pub mod jobs;
 pub mod keys;
 pub mod local_redis;
@@ -47,3 +50,4 @@ pub mod telemetry;
 pub mod ticker;
 pub mod tls;
 pub mod ttl;
+pub mod watchlist;

@@ -13,13 +13,14 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use crate::jobs::{self, JobError, JobName, RunContext, RunOptions, RunReport, Shared};
+use crate::jobs::{Job, JobError, JobName, RunContext, RunOptions, RunReport, Shared};
 use crate::keys;
 use crate::lock::Lock;
 use crate::metrics::{self, RunCounters};
+use crate::notify;
+use crate::progress::{Bar, Unit};
 use crate::record::RunRecord;
 use crate::shutdown::{Shutdown, Signal};
-use crate::{notify, progress};
 
 /// How a run ended.
 #[derive(Debug, Clone, PartialEq)]
@@ -93,18 +94,26 @@ impl Runner {
         &self.shared
     }
 
-    /// Runs `job` once, start to finish.
-    pub async fn run(&self, job: JobName, options: RunOptions) -> RunResult {
+    /// Runs `job` once, start to finish. Any [`Job`] will do: the runner asks it only for its
+    /// name (which picks its settings, lock and labels) and its `run`.
+    pub async fn run(&self, job: Arc<dyn Job>, options: RunOptions) -> RunResult {
+        let name = job.name();
         let run_id = format!("{:016x}", fastrand::u64(..));
         let shard = options.shard.map(|s| s.to_string());
         let at = options.at.map(crate::model::rfc3339);
-        let span = tracing::info_span!("run", job = %job, run_id = %run_id, shard = shard.as_deref(), at = at.as_deref());
+        let span = tracing::info_span!("run", job = %name, run_id = %run_id, shard = shard.as_deref(), at = at.as_deref());
         self.run_in_span(job, run_id, options)
             .instrument(span)
             .await
     }
 
-    async fn run_in_span(&self, job: JobName, run_id: String, options: RunOptions) -> RunResult {
+    async fn run_in_span(
+        &self,
+        job: Arc<dyn Job>,
+        run_id: String,
+        options: RunOptions,
+    ) -> RunResult {
+        let name = job.name();
         let (started, started_at) = (Instant::now(), Utc::now());
         let counters = Arc::new(RunCounters::default());
         let (outcome, report, lock) = metrics::counting(
@@ -113,7 +122,7 @@ impl Runner {
         )
         .await;
         let result = RunResult {
-            job,
+            job: name,
             run_id,
             outcome,
             report,
@@ -125,7 +134,7 @@ impl Runner {
         self.record(&result);
         self.finished.fetch_add(1, Relaxed);
         notify::last_run(
-            job.as_str(),
+            name.as_str(),
             format!(
                 "{} {}, {} written, {} failed",
                 result.outcome.as_str(),
@@ -156,7 +165,7 @@ impl Runner {
                     .map(|(name, n)| (name.to_owned(), n))
                     .collect(),
             }
-            .save(&lock.fence(), job)
+            .save(&lock.fence(), name)
             .await;
             lock.release().await;
         }
@@ -167,13 +176,13 @@ impl Runner {
     /// run under it), unless the run was skipped for it.
     async fn locked(
         &self,
-        job: JobName,
+        job: Arc<dyn Job>,
         options: RunOptions,
         counters: Arc<RunCounters>,
     ) -> (Outcome, RunReport, Option<Lock>) {
-        let runnable = jobs::job(job);
+        let name = job.name();
         let settings = &self.shared.settings;
-        let key = keys::job_lock(job.as_str(), options.shard.map(|s| (s.index, s.count)));
+        let key = keys::job_lock(name.as_str(), options.shard.map(|s| (s.index, s.count)));
         // A signal while the lock is being taken (a Redis that hangs) ends the run at once; a
         // lock that lands anyway expires within its TTL.
         let acquired = tokio::select! {
@@ -198,17 +207,21 @@ impl Runner {
                 );
             }
         };
+        let unit = match name.cache_kind() {
+            Some(_) => Unit::Tickers,
+            None => Unit::Members,
+        };
+        let bar = Arc::new(Bar::new(name.as_str(), unit, self.show_progress));
         let ctx = Arc::new(RunContext {
             shared: self.shared.clone(),
             options,
             stop_new_work: CancellationToken::new(),
-            progress: progress::bar(job, self.show_progress),
+            progress: bar.clone(),
             fence: lock.fence(),
             writes: Default::default(),
         });
-        let progress = ctx.progress.clone();
-        let (outcome, report) = self.supervise(runnable, ctx, lock.lost(), counters).await;
-        progress::finish(&progress, outcome.as_str(), report.failed);
+        let (outcome, report) = self.supervise(job, ctx, lock.lost(), counters).await;
+        bar.finish(outcome.as_str(), report.failed);
         (outcome, report, Some(lock))
     }
 
@@ -216,7 +229,7 @@ impl Runner {
     /// its lock and the shutdown signal.
     async fn supervise(
         &self,
-        runnable: Arc<dyn jobs::Job>,
+        runnable: Arc<dyn Job>,
         ctx: Arc<RunContext>,
         lock_lost: CancellationToken,
         counters: Arc<RunCounters>,

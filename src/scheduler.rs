@@ -14,11 +14,11 @@ use tokio::task::JoinHandle;
 use std::sync::Arc;
 
 use crate::config::next_fire;
-use crate::jobs::{JobName, RunOptions};
+use crate::health::Health;
+use crate::jobs::{self, JobName, RunOptions};
 use crate::metrics;
 use crate::notify;
 use crate::runner::Runner;
-use crate::server::Health;
 use crate::shutdown::Shutdown;
 
 /// Runs every enabled job on its schedule until shutdown, then waits for the runs in flight
@@ -44,7 +44,7 @@ pub async fn run(runner: Runner, shutdown: Shutdown, health: Arc<Health>) {
         let start = move || -> JoinHandle<()> {
             let runner = runner.clone();
             tokio::spawn(async move {
-                runner.run(job, RunOptions::default()).await;
+                runner.run(jobs::job(job), RunOptions::default()).await;
             })
         };
         loops.push(tokio::spawn(job_loop(

@@ -5,8 +5,7 @@
 //! reach Redis without restarting it.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::State;
@@ -15,52 +14,12 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use metrics_exporter_prometheus::PrometheusHandle;
 
+use crate::health::Health;
 use crate::shutdown::Shutdown;
 use crate::store::Store;
 
 /// How long `/readyz` waits for Redis to answer.
 const READY_TIMEOUT: Duration = Duration::from_secs(2);
-/// The scheduler counts as stalled after missing this many heartbeats.
-const MISSED_BEATS: u32 = 3;
-
-/// The scheduler's heartbeat, shared with `/healthz`.
-pub struct Health {
-    /// Milliseconds since the epoch of the last beat (0: none yet).
-    last_beat_ms: AtomicU64,
-    interval: Duration,
-}
-
-impl Health {
-    pub fn new(interval: Duration) -> Arc<Health> {
-        Arc::new(Health {
-            last_beat_ms: AtomicU64::new(0),
-            interval,
-        })
-    }
-
-    pub fn interval(&self) -> Duration {
-        self.interval
-    }
-
-    pub fn beat(&self) {
-        self.last_beat_ms.store(now_ms(), Ordering::Relaxed);
-    }
-
-    /// Alive: the scheduler beat within the last few intervals.
-    pub fn is_alive(&self) -> bool {
-        let last = self.last_beat_ms.load(Ordering::Relaxed);
-        last != 0
-            && now_ms().saturating_sub(last) < (self.interval * MISSED_BEATS).as_millis() as u64
-    }
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_millis() as u64
-}
-
 #[derive(Clone)]
 struct AppState {
     health: Arc<Health>,

@@ -16,9 +16,10 @@ use chrono::Utc;
 use crate::cli::Command;
 use crate::config::Settings;
 use crate::explain;
-use crate::jobs::{RunOptions, Shard};
+use crate::jobs::RunOptions;
 use crate::shutdown::Shutdown;
 use crate::startup;
+use crate::watchlist::Shard;
 
 pub use common::AppError;
 pub use once::run_jobs;

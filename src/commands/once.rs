@@ -4,7 +4,7 @@
 use crate::cli::JobArg;
 use crate::commands::common::{AppError, connect, warn_if_the_grace_outlasts_stop_timeouts};
 use crate::config::Settings;
-use crate::jobs::{JobName, RunOptions};
+use crate::jobs::{self, JobName, RunOptions};
 use crate::runner::{Outcome, RunResult, Runner};
 use crate::shutdown::Shutdown;
 use crate::{metrics, progress, startup};
@@ -99,7 +99,7 @@ pub async fn run_jobs(
     let mut results = Vec::new();
     let mut failed = Vec::new();
     for &job in jobs {
-        let result = runner.run(job, options).await;
+        let result = runner.run(jobs::job(job), options).await;
         match &result.outcome {
             Outcome::Interrupted(signal) => return Err(AppError::Interrupted(*signal)),
             Outcome::Failed(why) => failed.push((job, why.clone())),

@@ -6,10 +6,11 @@ use std::time::Duration;
 
 use crate::commands::common::{AppError, warn_if_the_grace_outlasts_stop_timeouts};
 use crate::config::Settings;
+use crate::health::Health;
 use crate::jobs::JobName;
 use crate::runner::Runner;
 use crate::scheduler;
-use crate::server::{self, Health};
+use crate::server;
 use crate::shutdown::Shutdown;
 use crate::store::Store;
 use crate::{metrics, notify, startup};

@@ -26,10 +26,10 @@ use redis::{Cmd, Script, Value};
 
 use crate::config::{IntegrityRule, IntegritySettings, OBJECT_TYPES};
 use crate::jobs::job::{Job, JobError, JobName, RunContext, RunReport};
-use crate::jobs::watchlist::{WatchlistReader, escape};
 use crate::keys::{self, MemberKey};
 use crate::metrics;
 use crate::store::{KeyScan, Store, StoreError};
+use crate::watchlist::{WatchlistReader, escape};
 
 /// Removes a member only while its object is missing. KEYS: index; ARGV: member, object key.
 ///
@@ -416,7 +416,7 @@ async fn scan_rule(
                 (exists?, Some(following?))
             };
             reports[n].checked += members.len() as u64;
-            ctx.progress.inc(members.len() as u64);
+            ctx.progress.advance(members.len() as u64, 0);
             let now = Instant::now();
             for ((member, object), exists) in members.into_iter().zip(objects).zip(exists) {
                 if !exists {

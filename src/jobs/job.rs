@@ -12,12 +12,13 @@ use tokio_util::sync::CancellationToken;
 
 use crate::calendar::Calendar;
 use crate::config::Settings;
-use crate::jobs::watchlist::Shard;
 use crate::keys::CacheKind;
 use crate::lock::Fence;
+use crate::progress::Progress;
 use crate::provider::Providers;
 use crate::store::{Store, StoreError};
 use crate::ttl::TtlPolicy;
+use crate::watchlist::Shard;
 
 /// A job's name, as on the command line and in keys, logs and metrics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -107,8 +108,8 @@ pub struct RunContext {
     pub options: RunOptions,
     /// Cancelled on shutdown: finish the batch in flight, start no other.
     pub stop_new_work: CancellationToken,
-    /// The run's progress bar; hidden unless a person is watching (see [`crate::progress`]).
-    pub progress: indicatif::ProgressBar,
+    /// Where the run reports how far it got (a bar, when a person is watching).
+    pub progress: Arc<dyn Progress>,
     /// The run's lock: cache writes go through it, so a run that lost its lock writes nothing.
     pub fence: Fence,
     /// What the run has handed to Redis, for the runner to report even if it abandons the run.
@@ -129,8 +130,6 @@ pub enum JobError {
     Redis(#[from] StoreError),
     #[error("lost the job lock to another run; nothing more was written")]
     LockLost,
-    #[error("{0}")]
-    Other(String),
 }
 
 /// What a run did, for its summary line, metrics and exit code.

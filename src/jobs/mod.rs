@@ -6,14 +6,12 @@
 //!
 //! # Layout
 //! - [`job`]: the `Job` trait, the run's context and report.
-//! - [`watchlist`]: streams `finance:watchlist`, validating, de-duplicating and sharding.
 //! - [`warm`]: the `stock`, `options` and `earnings` jobs.
 //! - [`integrity`]: the `integrity` job.
 
 pub mod integrity;
 pub mod job;
 pub mod warm;
-pub mod watchlist;
 
 use std::sync::Arc;
 
@@ -21,7 +19,6 @@ pub use job::{
     FAILURE_SAMPLES, Job, JobError, JobName, RunContext, RunOptions, RunReport, Shared,
     WriteProgress,
 };
-pub use watchlist::Shard;
 
 /// The job type for a name.
 pub fn job(name: JobName) -> Arc<dyn Job> {

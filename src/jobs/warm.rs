@@ -16,7 +16,6 @@ use futures_util::StreamExt;
 use crate::codec;
 use crate::config::next_fire;
 use crate::jobs::job::{Job, JobError, JobName, RunContext, RunReport};
-use crate::jobs::watchlist::WatchlistReader;
 use crate::keys::{self, CacheKind};
 use crate::lock::Fenced;
 use crate::model::{Earnings, OptionsChain, StockQuote};
@@ -24,6 +23,7 @@ use crate::provider::{Fetched, TickerResult};
 use crate::store::COMMAND_RETRIES;
 use crate::ticker::Ticker;
 use crate::ttl::{Ttl, jitter_seed};
+use crate::watchlist::WatchlistReader;
 
 /// Quote requests (or per-ticker chain/earnings requests) a run keeps in flight. Each
 /// provider's own `max_concurrency` is the real bound; this only caps the futures waiting for it.
@@ -83,8 +83,8 @@ impl Job for WarmJob {
             ctx.options.shard,
         );
         let mut report = RunReport::default();
-        if !ctx.progress.is_hidden() {
-            ctx.progress.set_length(self.expected(ctx).await?);
+        if ctx.progress.watched() {
+            ctx.progress.set_total(self.expected(ctx).await?);
         }
         let batch_size = settings.scheduler.batch_size as usize;
         // Write-behind: batch k is written while batch k+1 is fetched, so the upstream is never
@@ -110,11 +110,7 @@ impl Job for WarmJob {
                 None => fetched.await,
             };
             writing = self.prepare_write(ctx, results, &mut report);
-            ctx.progress.inc(batch_len);
-            if report.failed > 0 {
-                ctx.progress
-                    .set_message(format!("{} failed", report.failed));
-            }
+            ctx.progress.advance(batch_len, report.failed);
         }
 
         if let Some(write) = writing {

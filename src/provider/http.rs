@@ -10,7 +10,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
-use reqwest::header::{CONTENT_TYPE, HeaderMap, RETRY_AFTER};
+use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderValue, RETRY_AFTER};
 use serde::Deserialize;
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
@@ -119,6 +119,16 @@ pub fn endpoint_url(base: &Url, segments: &[&str], query: &[(&str, &str)]) -> Ur
         url.query_pairs_mut().extend_pairs(query);
     }
     url
+}
+
+/// `Authorization: Bearer <key>`, marked sensitive so it is never printed.
+pub(crate) fn bearer(key: &str) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    if let Ok(mut value) = HeaderValue::from_str(&format!("Bearer {key}")) {
+        value.set_sensitive(true);
+        headers.insert(AUTHORIZATION, value);
+    }
+    headers
 }
 
 /// One provider's connection to the outside world.

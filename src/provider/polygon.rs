@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
 use chrono_tz::Tz;
-use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue};
+use reqwest::header::HeaderMap;
 use serde::Deserialize;
 use url::Url;
 
@@ -17,7 +17,7 @@ use crate::model::{
     Earnings, ExpiryChain, OptionContract, OptionsChain, SCHEMA_VERSION, StockQuote, in_the_money,
 };
 use crate::provider::api::{Fetched, Provider, ProviderError, TickerResult, count};
-use crate::provider::http::{Reply, Upstream, endpoint_url};
+use crate::provider::http::{Reply, Upstream, bearer, endpoint_url};
 use crate::ticker::Ticker;
 
 const NAME: &str = "polygon";
@@ -75,16 +75,6 @@ impl Polygon {
         }
         Ok(url)
     }
-}
-
-/// `Authorization: Bearer <key>`, marked sensitive so it is never printed.
-pub(crate) fn bearer(key: &str) -> HeaderMap {
-    let mut headers = HeaderMap::new();
-    if let Ok(mut value) = HeaderValue::from_str(&format!("Bearer {key}")) {
-        value.set_sensitive(true);
-        headers.insert(AUTHORIZATION, value);
-    }
-    headers
 }
 
 #[async_trait]

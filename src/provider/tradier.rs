@@ -19,8 +19,7 @@ use crate::model::{
 use crate::provider::api::{
     Fetched, Provider, ProviderError, TickerResult, comma_separated, count,
 };
-use crate::provider::http::{Reply, Upstream, endpoint_url};
-use crate::provider::polygon::bearer;
+use crate::provider::http::{Reply, Upstream, bearer, endpoint_url};
 use crate::ticker::Ticker;
 
 const NAME: &str = "tradier";

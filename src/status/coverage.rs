@@ -3,9 +3,9 @@
 use std::collections::BTreeSet;
 
 use super::report::{Coverage, EXPIRING_SOON_MS, MISSING_NAMED, TtlHistogram, WatchlistSummary};
-use crate::jobs::watchlist::WatchlistReader;
 use crate::keys::{self, CacheKind};
 use crate::store::{Store, StoreError};
+use crate::watchlist::WatchlistReader;
 
 /// Walks the watchlist and counts, per kind, which tickers have a cache key and how long it has
 /// left: one `SSCAN` page and one pipelined `PTTL` batch at a time, so memory stays flat.

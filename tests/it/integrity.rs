@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use finance_cache_warmer::config::{RedisUrl, Settings};
-use finance_cache_warmer::jobs::{JobName, RunOptions};
+use finance_cache_warmer::jobs::{self, JobName, RunOptions};
 use finance_cache_warmer::local_redis::LocalRedis;
 use finance_cache_warmer::runner::{Outcome, Runner};
 use finance_cache_warmer::shutdown::Shutdown;
@@ -344,7 +344,9 @@ async fn racing_writers_never_lose_a_live_member_and_old_orphans_go() {
     let mut removed = 0;
     let deadline = Instant::now() + Duration::from_secs(4);
     while Instant::now() < deadline {
-        let result = runner.run(JobName::Integrity, RunOptions::default()).await;
+        let result = runner
+            .run(jobs::job(JobName::Integrity), RunOptions::default())
+            .await;
         assert_eq!(result.outcome, Outcome::Ok, "{result:?}");
         removed += result.report.removed;
     }
@@ -369,7 +371,9 @@ async fn racing_writers_never_lose_a_live_member_and_old_orphans_go() {
         );
     }
     // With the writers stopped, one more run leaves no orphan at all.
-    let result = runner.run(JobName::Integrity, RunOptions::default()).await;
+    let result = runner
+        .run(jobs::job(JobName::Integrity), RunOptions::default())
+        .await;
     assert_eq!(result.outcome, Outcome::Ok);
     let index = members(&mut c, "finance:positions:index").await;
     assert_eq!(

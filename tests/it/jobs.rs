@@ -6,9 +6,9 @@ use crate::support;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use finance_cache_warmer::jobs::Shard;
 use finance_cache_warmer::local_redis::LocalRedis;
 use finance_cache_warmer::ticker::Ticker;
+use finance_cache_warmer::watchlist::Shard;
 use redis::AsyncCommands;
 use support::{
     RecordedQuotes, assert_schema, assert_ttl, conn, eventually, fcw, fixture, log_lines, redis,

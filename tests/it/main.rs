@@ -20,6 +20,7 @@ mod ops;
 mod parsers_fuzz;
 mod providers;
 mod redis_access;
+mod runner;
 mod security;
 mod status;
 mod ttl;
