@@ -4,7 +4,8 @@
 //! # Layout
 //! - [`config`]: typed settings from defaults, a TOML file and `FCW_*` variables, validated.
 //! - [`telemetry`]: JSON or pretty logs on stderr, set up once.
-//! - [`store`]: the shared, auto-reconnecting Redis connection and its retry policy.
+//! - [`store`]: every Redis command: the shared, auto-reconnecting connection, its retry
+//!   policy, typed reads and writes, and the job locks with their fences.
 //! - [`keys`]: the Redis key schema; [`ticker`]: the validated ticker symbol; [`watchlist`]:
 //!   `finance:watchlist` read in chunks, validated, de-duplicated and sharded.
 //! - [`shutdown`]: the one SIGINT/SIGTERM signal passed down to everything.
@@ -15,8 +16,9 @@
 //! - [`calendar`], [`ttl`], [`explain`]: market time and the TTL policy.
 //! - [`model`], [`codec`], [`provider`]: the cache format, how it is stored, and the
 //!   market-data providers.
-//! - [`jobs`], [`runner`], [`scheduler`], [`lock`]: the jobs and how they run.
-//! - [`record`], [`status`], [`progress`]: what runs leave behind, and what operators see.
+//! - [`jobs`], [`runner`], [`scheduler`]: the jobs and how they run.
+//! - [`status`], [`progress`]: what operators see (the runner keeps each job's last run in
+//!   Redis for `status`).
 //! - [`health`], [`server`], [`notify`], [`metrics`]: the scheduler's heartbeat, the health and
 //!   metrics endpoint, systemd notifications and metrics.
 
@@ -30,7 +32,6 @@ pub mod health;
 pub mod jobs;
 pub mod keys;
 pub mod local_redis;
-pub mod lock;
 pub mod metrics;
 pub mod model;
 pub mod notify;
@@ -38,7 +39,6 @@ pub mod output;
 pub mod progress;
 pub mod provider;
 pub mod push;
-pub mod record;
 pub mod runner;
 pub mod scheduler;
 pub mod server;

@@ -16,7 +16,7 @@ use crate::model::{Earnings, OptionsChain, StockQuote};
 use crate::runner::Runner;
 use crate::shutdown::Shutdown;
 use crate::startup;
-use crate::store::{Store, StoreError};
+use crate::store::Store;
 use crate::ticker::Ticker;
 
 /// A watchlist with a bit of everything: large caps, an ETF, a class share, an index, FX, crypto,
@@ -66,18 +66,9 @@ pub async fn run(
         vec![ProviderName::Replay],
     );
     let store = Store::connect(&settings.redis).await?;
-    let command_failed = |what, source| StoreError::Command {
-        address: store.address().to_owned(),
-        what,
-        source,
-    };
-    let mut conn = store.connection();
-    let _: usize = redis::cmd("SADD")
-        .arg(keys::WATCHLIST)
-        .arg(SAMPLE_WATCHLIST)
-        .query_async(&mut conn)
-        .await
-        .map_err(|e| command_failed("SADD watchlist", e))?;
+    store
+        .add_members("SADD watchlist", keys::WATCHLIST, SAMPLE_WATCHLIST)
+        .await?;
     writeln!(
         out,
         "demo: Redis at {}, {} with {} members, provider replay (recorded answers)\n",
@@ -87,19 +78,22 @@ pub async fn run(
     )?;
     // Sample positions for the integrity job: p3's object is gone, so its index entry is an
     // orphan; a short grace keeps the demo quick.
-    let _: () = redis::pipe()
-        .cmd("SADD")
-        .arg("finance:positions:index")
-        .arg(&["p1", "p2", "p3"][..])
-        .cmd("SET")
-        .arg("finance:position:p1")
-        .arg(r#"{"ticker":"AAPL","qty":10}"#)
-        .cmd("SET")
-        .arg("finance:position:p2")
-        .arg(r#"{"ticker":"MSFT","qty":5}"#)
-        .query_async(&mut conn)
-        .await
-        .map_err(|e| command_failed("sample positions", e))?;
+    store
+        .add_members(
+            "sample positions",
+            "finance:positions:index",
+            &["p1", "p2", "p3"],
+        )
+        .await?;
+    store
+        .set_each(
+            "sample positions",
+            &[
+                ("finance:position:p1", r#"{"ticker":"AAPL","qty":10}"#),
+                ("finance:position:p2", r#"{"ticker":"MSFT","qty":5}"#),
+            ],
+        )
+        .await?;
     settings.integrity.grace =
         crate::config::HumanDuration::new(std::time::Duration::from_millis(500));
     let show_progress = crate::progress::wanted(settings.log.format);
@@ -141,14 +135,7 @@ pub async fn run(
         };
         for kind in CacheKind::ALL {
             let key = keys::cache(kind, &ticker);
-            let (ttl, value): (i64, Option<Vec<u8>>) = redis::pipe()
-                .cmd("TTL")
-                .arg(&key)
-                .cmd("GET")
-                .arg(&key)
-                .query_async(&mut conn)
-                .await
-                .map_err(|e| command_failed("TTL/GET", e))?;
+            let (ttl, value) = store.ttl_and_value("TTL/GET", &key).await?;
             let shown = value.map_or_else(|| "(missing)".to_owned(), |v| describe(kind, &v));
             writeln!(out, "{key:<34} {ttl:>8}  {shown}")?;
         }

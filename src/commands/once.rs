@@ -74,7 +74,7 @@ pub async fn once(
         // The last success as recorded, so a failed run pushes it too (a push replaces its
         // group whole; without it an alert on its age would see nothing).
         for &job in &jobs {
-            if let Ok(Some(at)) = crate::record::load(store, job)
+            if let Ok(Some(at)) = crate::runner::record::load(store, job)
                 .await
                 .map(|r| r.last_success_at)
             {

@@ -22,34 +22,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use redis::{Cmd, Script, Value};
 
 use crate::config::{IntegrityRule, IntegritySettings, OBJECT_TYPES};
 use crate::jobs::job::{Job, JobError, JobName, RunContext, RunReport};
 use crate::keys::{self, MemberKey};
 use crate::metrics;
-use crate::store::{KeyScan, Store, StoreError};
+use crate::store::{IndexEntry, KeyScan, SetChange, Store, StoreError};
 use crate::watchlist::{WatchlistReader, escape};
-
-/// Removes a member only while its object is missing. KEYS: index; ARGV: member, object key.
-///
-/// The object key travels as an argument, not in KEYS: Redis ACLs treat every declared key of a
-/// script as read-write, while the daemon only ever reads objects, so its Redis user can be
-/// denied writing them. Scripts run on a single server only (a cluster uses the re-check
-/// fallback), where undeclared keys are no routing problem.
-const CHECK_AND_REMOVE: &str = r"
-if redis.call('EXISTS', ARGV[2]) == 0 then
-  return redis.call('SREM', KEYS[1], ARGV[1])
-end
-return 0";
-
-/// Adds a member only while its object exists. KEYS: index; ARGV: member, object key (read
-/// only, like [`CHECK_AND_REMOVE`]).
-const CHECK_AND_ADD: &str = r"
-if redis.call('EXISTS', ARGV[2]) == 1 then
-  return redis.call('SADD', KEYS[1], ARGV[1])
-end
-return 0";
 
 /// Suspects held at once. When the queue is full the scan waits for the oldest to age out, so
 /// memory is bounded by this, not by the size of the index or the number of orphans.
@@ -78,15 +57,6 @@ struct Suspect {
     seen_missing: Instant,
 }
 
-/// What a [`Sweeper`] does to a suspect that is still one after the grace.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Repair {
-    /// Remove the member: its object is still missing.
-    Remove,
-    /// Re-add the member: its object still exists and is still not indexed.
-    Reindex,
-}
-
 /// The suspects waiting out the grace, oldest first, and what repairing them did.
 struct Sweeper<'a> {
     store: &'a Store,
@@ -94,9 +64,9 @@ struct Sweeper<'a> {
     dry_run: bool,
     chunk: usize,
     queue: VecDeque<Suspect>,
-    repair: Repair,
-    /// [`CHECK_AND_REMOVE`] or [`CHECK_AND_ADD`].
-    script: Script,
+    /// What becomes of a suspect that is still one after the grace: its member is removed (its
+    /// object is still missing) or re-added (its object still exists, still unindexed).
+    repair: SetChange,
 }
 
 impl<'a> Sweeper<'a> {
@@ -104,7 +74,7 @@ impl<'a> Sweeper<'a> {
         settings: &IntegritySettings,
         store: &'a Store,
         dry_run: bool,
-        repair: Repair,
+        repair: SetChange,
     ) -> Sweeper<'a> {
         Sweeper {
             store,
@@ -113,10 +83,6 @@ impl<'a> Sweeper<'a> {
             chunk: settings.scan_count as usize,
             queue: VecDeque::new(),
             repair,
-            script: Script::new(match repair {
-                Repair::Remove => CHECK_AND_REMOVE,
-                Repair::Reindex => CHECK_AND_ADD,
-            }),
         }
     }
 }
@@ -158,8 +124,8 @@ impl Sweeper<'_> {
             for (suspect, done) in batch.iter().zip(repaired) {
                 let report = &mut reports[suspect.rule];
                 match self.repair {
-                    Repair::Remove => report.removed += u64::from(done),
-                    Repair::Reindex => report.reindexed += u64::from(done),
+                    SetChange::Remove => report.removed += u64::from(done),
+                    SetChange::Add => report.reindexed += u64::from(done),
                 }
             }
         }
@@ -183,90 +149,48 @@ impl Sweeper<'_> {
     /// the object before the index entry and removes the entry before the object, and does not
     /// reuse ids, never meets it; the others are covered by the grace only.
     async fn repair_aged(&self, aged: &[Suspect]) -> Result<Vec<bool>, StoreError> {
-        let (command, wanted) = match self.repair {
-            Repair::Remove => ("SREM", false),
-            Repair::Reindex => ("SADD", true),
-        };
-        if self.dry_run || self.store.is_cluster() {
-            let objects: Vec<Vec<u8>> = aged.iter().map(|s| s.object.clone()).collect();
-            let still: Vec<bool> = exists_all(self.store, &objects)
-                .await?
-                .into_iter()
-                .map(|e| e == wanted)
-                .collect();
-            if self.dry_run {
-                return Ok(still);
-            }
-            let cmds: Vec<Cmd> = aged
-                .iter()
-                .zip(&still)
-                .filter(|(_, s)| **s)
-                .map(|(s, _)| {
-                    Cmd::new()
-                        .arg(command)
-                        .arg(&*s.index)
-                        .arg(&s.member)
-                        .to_owned()
-                })
-                .collect();
-            let mut changed = ints(self.store.batch(command, &cmds, false).await?).into_iter();
-            return Ok(still
-                .iter()
-                .map(|s| *s && changed.next() == Some(1))
-                .collect());
-        }
-        let cmds: Vec<Cmd> = aged
+        let entries: Vec<IndexEntry<'_>> = aged
             .iter()
-            .map(|s| evalsha(&self.script, &s.index, &s.object, &s.member))
+            .map(|s| IndexEntry {
+                index: &s.index,
+                member: &s.member,
+                object: &s.object,
+            })
             .collect();
-        Ok(ints(run_scripts(self.store, &self.script, &cmds).await?)
+        if !self.dry_run && !self.store.is_cluster() {
+            return self
+                .store
+                .change_members_guarded(self.repair, &entries)
+                .await;
+        }
+        let objects: Vec<&[u8]> = aged.iter().map(|s| s.object.as_slice()).collect();
+        let wanted = self.repair == SetChange::Add;
+        let still: Vec<bool> = self
+            .store
+            .exists_each("EXISTS chunk", &objects)
+            .await?
             .into_iter()
-            .map(|r| r == 1)
+            .map(|e| e == wanted)
+            .collect();
+        if self.dry_run {
+            return Ok(still);
+        }
+        let due: Vec<IndexEntry<'_>> = entries
+            .into_iter()
+            .zip(&still)
+            .filter(|(_, s)| **s)
+            .map(|(e, _)| e)
+            .collect();
+        let mut changed = self
+            .store
+            .change_members(self.repair, &due)
+            .await?
+            .into_iter();
+        Ok(still
+            .iter()
+            .map(|s| *s && changed.next() == Some(true))
             .collect())
     }
-}
-
-/// Runs `EVALSHA` commands as one batch, loading the script first if the server lost it (a
-/// restart or failover empties the script cache).
-async fn run_scripts(
-    store: &Store,
-    script: &Script,
-    cmds: &[Cmd],
-) -> Result<Vec<Value>, StoreError> {
-    match store.batch("EVALSHA batch", cmds, false).await {
-        Err(StoreError::Command { source, .. })
-            if source.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) =>
-        {
-            store
-                .retry("SCRIPT LOAD", |mut conn| {
-                    let script = script.clone();
-                    async move { script.load_async(&mut conn).await }
-                })
-                .await?;
-            store.batch("EVALSHA batch", cmds, false).await
-        }
-        other => other,
-    }
-}
-
-/// `EVALSHA` of a check-and-change script: KEYS index, ARGV member and object key.
-fn evalsha(script: &Script, index: &[u8], object: &[u8], member: &[u8]) -> Cmd {
-    Cmd::new()
-        .arg("EVALSHA")
-        .arg(script.get_hash())
-        .arg(1)
-        .arg(index)
-        .arg(member)
-        .arg(object)
-        .to_owned()
-}
-
-/// Integer replies (0 for anything else).
-fn ints(values: Vec<Value>) -> Vec<i64> {
-    values
-        .into_iter()
-        .map(|v| redis::from_redis_value(v).unwrap_or(0))
-        .collect()
 }
 
 #[async_trait]
@@ -281,7 +205,7 @@ impl Job for IntegrityJob {
         let dry_run = settings.dry_run || ctx.options.dry_run;
         let rules = &settings.rules;
         let mut reports = vec![RuleReport::default(); rules.len()];
-        let mut sweeper = Sweeper::new(settings, store, dry_run, Repair::Remove);
+        let mut sweeper = Sweeper::new(settings, store, dry_run, SetChange::Remove);
         let started = Instant::now();
         let mut report = RunReport::default();
         for (n, rule) in rules.iter().enumerate() {
@@ -302,7 +226,7 @@ impl Job for IntegrityJob {
         }
         // One run waits the grace out itself: every orphan present at its start is handled now.
         sweeper.sweep(&mut reports, Sweep::All).await?;
-        let mut reindexer = Sweeper::new(settings, store, dry_run, Repair::Reindex);
+        let mut reindexer = Sweeper::new(settings, store, dry_run, SetChange::Add);
         for (n, rule) in rules.iter().enumerate() {
             if rule.reindex && reports[n].error.is_none() && !report.interrupted {
                 let rule_started = Instant::now();
@@ -381,13 +305,7 @@ async fn scan_rule(
         }
         found
     } else {
-        let kind: String = store
-            .retry("TYPE index", |mut conn| {
-                let key = rule.index.clone();
-                async move { redis::cmd("TYPE").arg(key).query_async(&mut conn).await }
-            })
-            .await?;
-        match kind.as_str() {
+        match store.key_type("TYPE index", &rule.index).await?.as_str() {
             "set" => vec![rule.index.as_bytes().to_vec()],
             // No index yet: nothing to repair.
             "none" => Vec::new(),
@@ -407,10 +325,10 @@ async fn scan_rule(
             let objects: Vec<Vec<u8>> = members.iter().map(|m| template.key(m)).collect();
             // The next page is read while this one's objects are checked.
             let (exists, following) = if next == 0 {
-                (exists_all(store, &objects).await?, None)
+                (store.exists_each("EXISTS chunk", &objects).await?, None)
             } else {
                 let (exists, following) = tokio::join!(
-                    exists_all(store, &objects),
+                    store.exists_each("EXISTS chunk", &objects),
                     store.sscan("SSCAN index", &index, next, count)
                 );
                 (exists?, Some(following?))
@@ -443,18 +361,6 @@ async fn scan_rule(
     Ok(())
 }
 
-/// Whether each object exists, in one batch.
-async fn exists_all(store: &Store, objects: &[Vec<u8>]) -> Result<Vec<bool>, StoreError> {
-    let cmds: Vec<Cmd> = objects
-        .iter()
-        .map(|o| Cmd::new().arg("EXISTS").arg(o).to_owned())
-        .collect();
-    Ok(ints(store.batch("EXISTS chunk", &cmds, false).await?)
-        .into_iter()
-        .map(|n| n > 0)
-        .collect())
-}
-
 /// Queues objects of the rule's type that are missing from its index, for `sweeper` to re-add
 /// once they have stayed so for the grace.
 async fn reindex(
@@ -476,20 +382,13 @@ async fn reindex(
             .filter(|key| key.as_slice() != rule.index.as_bytes())
             .filter_map(|key| Some((template.member(&key)?.to_vec(), key)))
             .collect();
-        let present: Vec<Cmd> = candidates
-            .iter()
-            .map(|(m, _)| {
-                Cmd::new()
-                    .arg("SISMEMBER")
-                    .arg(&rule.index)
-                    .arg(m)
-                    .to_owned()
-            })
-            .collect();
-        let present = ints(store.batch("SISMEMBER chunk", &present, false).await?);
+        let members: Vec<&[u8]> = candidates.iter().map(|(m, _)| m.as_slice()).collect();
+        let present = store
+            .is_member_each("SISMEMBER chunk", rule.index.as_bytes(), &members)
+            .await?;
         let now = Instant::now();
         for ((member, object), present) in candidates.into_iter().zip(present) {
-            if present == 0 {
+            if !present {
                 tracing::debug!(index = %rule.index, member = %escape(&member), "object missing from its index; re-added after the grace if it still exists");
                 sweeper.queue.push_back(Suspect {
                     rule: n,
@@ -558,14 +457,8 @@ async fn prune_unwatched(
     let mut pruned = 0;
     let mut scan = KeyScan::new(store, keys::CACHE_PATTERN, None, count).await?;
     while let Some(page) = scan.next_page().await? {
-        let cmds: Vec<Cmd> = page
-            .iter()
-            .filter(|key| unwatched(key))
-            .map(|key| Cmd::new().arg("UNLINK").arg(key).to_owned())
-            .collect();
-        pruned += ints(store.batch("UNLINK unwatched", &cmds, false).await?)
-            .into_iter()
-            .sum::<i64>() as u64;
+        let doomed: Vec<&Vec<u8>> = page.iter().filter(|key| unwatched(key)).collect();
+        pruned += store.unlink_each("UNLINK unwatched", &doomed).await?;
     }
     Ok(pruned)
 }

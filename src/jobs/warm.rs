@@ -17,10 +17,10 @@ use crate::codec;
 use crate::config::next_fire;
 use crate::jobs::job::{Job, JobError, JobName, RunContext, RunReport};
 use crate::keys::{self, CacheKind};
-use crate::lock::Fenced;
 use crate::model::{Earnings, OptionsChain, StockQuote};
 use crate::provider::{Fetched, TickerResult};
 use crate::store::COMMAND_RETRIES;
+use crate::store::Fenced;
 use crate::ticker::Ticker;
 use crate::ttl::{Ttl, jitter_seed};
 use crate::watchlist::WatchlistReader;
@@ -159,16 +159,6 @@ struct Stamp {
     fetched_at: DateTime<Utc>,
 }
 
-/// The type of a key that holds something other than a cached value: the answer to `TYPE`
-/// when it is not `string` (or `none`, a missing key), or `GET`'s `WRONGTYPE` refusal.
-fn foreign_type(reply: &redis::Value) -> Option<&str> {
-    match reply {
-        redis::Value::ServerError(e) if e.code() == "WRONGTYPE" => Some("not a string"),
-        redis::Value::SimpleString(t) if t != "string" && t != "none" => Some(t),
-        _ => None,
-    }
-}
-
 /// A batch write in flight, resolving to the number of values written.
 type Write<'a> = std::pin::Pin<Box<dyn Future<Output = Result<u64, JobError>> + Send + 'a>>;
 
@@ -194,15 +184,10 @@ impl WarmJob {
     /// About how many tickers this run will go through, for its progress bar: the watchlist's
     /// size, or a shard's share of it.
     async fn expected(&self, ctx: &RunContext) -> Result<u64, JobError> {
-        let members: u64 = ctx
+        let members = ctx
             .shared
             .store
-            .retry("SCARD watchlist", |mut conn| async move {
-                redis::cmd("SCARD")
-                    .arg(keys::WATCHLIST)
-                    .query_async(&mut conn)
-                    .await
-            })
+            .set_size("SCARD watchlist", keys::WATCHLIST)
             .await?;
         Ok(ctx
             .options
@@ -309,43 +294,26 @@ impl WarmJob {
         let max_age = job.max_age.map(|a| a.get());
         let horizon = self.horizon(ctx, now);
         let keys: Vec<String> = batch.iter().map(|t| keys::cache(self.kind, t)).collect();
-        // Per key: its PTTL, then its value (earnings, whose date decides the TTL, or for
-        // max_age its fetched_at) or just its type.
+        // Per key: its PTTL, and its value (earnings, whose date decides the TTL, or for max_age
+        // its fetched_at) or just its type.
         let read_values = self.kind == CacheKind::Earnings || max_age.is_some();
-        let second = if read_values { "GET" } else { "TYPE" };
-        let cmds: Vec<redis::Cmd> = ["PTTL", second]
-            .iter()
-            .flat_map(|name| keys.iter().map(|k| redis::cmd(name).arg(k).to_owned()))
-            .collect();
-        let mut replies = ctx.shared.store.batch_each("PTTL batch", &cmds).await?;
-        let seconds = replies.split_off(keys.len());
+        let cached_keys = ctx
+            .shared
+            .store
+            .cached_keys("PTTL batch", &keys, read_values)
+            .await?;
         let policy = &ctx.shared.policy;
         let cal = &ctx.shared.calendar;
         let mut due = Vec::with_capacity(batch.len());
-        for ((ticker, key), (ttl, second)) in batch
-            .into_iter()
-            .zip(&keys)
-            .zip(replies.into_iter().zip(seconds))
-        {
-            if let redis::Value::ServerError(e) = &second
-                && foreign_type(&second).is_none()
-            {
-                // Refused for another reason than the type (an ACL, say): the run's problem.
-                return Err(ctx.shared.store.refused("PTTL batch", e.clone()).into());
-            }
-            if let Some(kind) = foreign_type(&second) {
+        for ((ticker, key), cached) in batch.into_iter().zip(&keys).zip(cached_keys) {
+            if let Some(kind) = &cached.foreign_type {
                 tracing::warn!(key = %key, r#type = %kind, "a cache key holds another type than a string; it is refetched and overwritten");
                 due.push(ticker);
                 continue;
             }
-            let remaining_ms: i64 = redis::from_redis_value(ttl).unwrap_or(-2);
-            let cached = read_values
-                .then(|| {
-                    redis::from_redis_value::<Option<Vec<u8>>>(second)
-                        .ok()
-                        .flatten()
-                })
-                .flatten()
+            let remaining_ms = cached.pttl_ms;
+            let cached = cached
+                .value
                 .and_then(|v| codec::decode(&v, codec::MAX_JSON_BYTES).ok());
             let policy_ttl = match self.kind {
                 CacheKind::Stock => policy.stock.ttl(cal, now),

@@ -33,16 +33,15 @@ pub async fn coverage(
     let mut tickers = 0;
     while let Some(batch) = reader.next_batch(batch_size.max(1)).await? {
         tickers += batch.len() as u64;
-        let cmds: Vec<redis::Cmd> = CacheKind::ALL
+        let cache_keys: Vec<String> = CacheKind::ALL
             .into_iter()
             .flat_map(|kind| batch.iter().map(move |t| keys::cache(kind, t)))
-            .map(|key| redis::cmd("PTTL").arg(key).to_owned())
             .collect();
-        let replies = store.batch("PTTL coverage", &cmds, false).await?;
-        for (i, reply) in replies.into_iter().enumerate() {
+        let pttls = store.pttl_each("PTTL coverage", &cache_keys).await?;
+        for (i, pttl) in pttls.into_iter().enumerate() {
             let (coverage, missing) = &mut kinds[i / batch.len()];
             let ticker = &batch[i % batch.len()];
-            match redis::from_redis_value::<i64>(reply).unwrap_or(-2) {
+            match pttl {
                 -2 => {
                     coverage.missing += 1;
                     missing.insert(ticker.as_str().to_owned());

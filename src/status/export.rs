@@ -6,7 +6,7 @@ use std::time::Duration;
 use super::coverage::coverage;
 use crate::jobs::{JobName, Shared};
 use crate::metrics;
-use crate::record;
+use crate::runner::record;
 use crate::shutdown::Shutdown;
 use crate::store::StoreError;
 

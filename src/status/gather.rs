@@ -9,7 +9,7 @@ use crate::config::next_fire;
 use crate::config::{JobSettings, Settings};
 use crate::jobs::JobName;
 use crate::keys;
-use crate::record::{self, rfc3339_ms};
+use crate::runner::record::{self, rfc3339_ms};
 use crate::store::{Store, StoreError};
 
 /// Gathers the report.
@@ -128,16 +128,12 @@ pub(super) async fn locks(
     if let Some(n) = shards {
         keys.extend((0..n).map(|i| keys::job_lock(job.as_str(), Some((i, n)))));
     }
-    let cmds: Vec<redis::Cmd> = keys
-        .iter()
-        .map(|k| redis::cmd("GET").arg(k).to_owned())
-        .collect();
-    let values = store.batch("GET locks", &cmds, false).await?;
+    let values = store.get_each("GET locks", &keys).await?;
     Ok(keys
         .into_iter()
         .zip(values)
         .filter_map(|(key, value)| {
-            let value: String = redis::from_redis_value(value).ok()?;
+            let value = value?;
             let holder: serde_json::Value = serde_json::from_str(&value).unwrap_or_default();
             Some(LockHolder {
                 key,

@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::keys::CacheKind;
-use crate::record::RunRecord;
+use crate::runner::record::RunRecord;
 
 /// Fire times listed per job.
 pub(super) const NEXT_RUNS: usize = 3;

@@ -17,7 +17,7 @@ use crate::metrics;
 
 /// The connection every command goes through. Cloning is cheap and shares it.
 #[derive(Clone)]
-pub enum Conn {
+pub(super) enum Conn {
     Single(ConnectionManager),
     /// Routes each command to its slot's node and follows MOVED/ASK and failovers itself.
     Cluster(ClusterConnection),
@@ -163,7 +163,7 @@ impl Store {
     }
 
     /// A connection handle; it shares the one multiplexed connection.
-    pub fn connection(&self) -> Conn {
+    pub(super) fn connection(&self) -> Conn {
         match &self.conn {
             Shared::Single(single) => {
                 Conn::Single(single.manager.read().expect("manager lock").clone())
@@ -176,7 +176,7 @@ impl Store {
     /// `atomic`, so it lands whole or not at all). A cluster cannot pipeline across slots: there
     /// each command is sent on its own, all at once, routed to its slot's node (the driver
     /// pipelines those per node), and `atomic` holds per command only.
-    pub async fn batch(
+    pub(super) async fn batch(
         &self,
         what: &'static str,
         cmds: &[Cmd],
@@ -193,7 +193,7 @@ impl Store {
     /// Like a non-atomic [`Store::batch`], except that a command the server refuses (`WRONGTYPE`
     /// on a key of another type) answers with its `Value::ServerError` instead of failing the
     /// batch, so one odd key cannot fail the others. A lost connection still fails it all.
-    pub async fn batch_each(
+    pub(super) async fn batch_each(
         &self,
         what: &'static str,
         cmds: &[Cmd],
@@ -203,7 +203,7 @@ impl Store {
     }
 
     /// `cmds` sent as `mode` says, with up to `retries` retries of a transport failure.
-    pub async fn batch_in(
+    pub(super) async fn batch_in(
         &self,
         what: &'static str,
         cmds: &[Cmd],
@@ -246,7 +246,7 @@ impl Store {
     }
 
     /// The error for a command of `what` that the server refused with `error`.
-    pub fn refused(&self, what: &'static str, error: redis::ServerError) -> StoreError {
+    pub(super) fn refused(&self, what: &'static str, error: redis::ServerError) -> StoreError {
         StoreError::Command {
             address: self.address.clone(),
             what,
@@ -272,7 +272,7 @@ impl Store {
 
     /// Notes a round trip's outcome: counts it for the run, and logs the start and end of an
     /// outage once each.
-    pub(crate) fn observe<T>(&self, result: &Result<T, RedisError>) {
+    pub(super) fn observe<T>(&self, result: &Result<T, RedisError>) {
         metrics::redis_round_trip();
         match result {
             Ok(_) => match self.health.swap(UP, Ordering::Relaxed) {
@@ -352,7 +352,7 @@ impl Store {
 
     /// Runs an idempotent operation, retrying it while the connection is being re-established.
     /// Only transport failures are retried; a command the server rejects fails at once.
-    pub async fn retry<T, F, Fut>(&self, what: &'static str, op: F) -> Result<T, StoreError>
+    pub(super) async fn retry<T, F, Fut>(&self, what: &'static str, op: F) -> Result<T, StoreError>
     where
         F: FnMut(Conn) -> Fut,
         Fut: Future<Output = Result<T, RedisError>>,
@@ -361,7 +361,7 @@ impl Store {
     }
 
     /// Runs an operation with up to `retries` retries of a transport failure (0: one attempt).
-    pub async fn attempt<T, F, Fut>(
+    pub(super) async fn attempt<T, F, Fut>(
         &self,
         what: &'static str,
         retries: usize,
@@ -400,7 +400,7 @@ impl Store {
 
 /// How [`Store::batch_in`] sends its commands.
 #[derive(Debug, Clone, Copy)]
-pub enum Batch {
+pub(super) enum Batch {
     /// `MULTI`/`EXEC` on a single server: all or nothing.
     Atomic,
     /// One round trip; the first refused command fails the batch.

@@ -1,6 +1,9 @@
 //! Redis access: one auto-reconnecting, multiplexed connection shared by every job, to a single
 //! server or a Redis Cluster.
 //!
+//! Every Redis command of the daemon is here: the jobs, the runner, `status` and `demo` ask for
+//! typed reads and writes and never see a connection.
+//!
 //! The redis crate's connections reconnect in the background but hand the failing command's
 //! error back to its caller, so idempotent commands go through [`Store::retry`]. Its default
 //! timeouts (1 s connect, 500 ms per reply) are too short for big pipelines; ours come from
@@ -10,9 +13,15 @@
 mod clients;
 mod error;
 mod handle;
+mod lock;
+mod reads;
 mod scan;
+mod sets;
 
 pub use clients::COMMAND_RETRIES;
 pub use error::{StoreError, is_transient};
-pub use handle::*;
-pub use scan::*;
+pub use handle::Store;
+pub use lock::{Fence, Fenced, Lock, hostname};
+pub use reads::CachedKey;
+pub use scan::KeyScan;
+pub use sets::{IndexEntry, SetChange};

@@ -716,8 +716,8 @@ async fn earnings_refresh_ahead_judges_a_key_by_the_ttl_its_cached_date_would_ge
 #[tokio::test]
 async fn a_lock_this_process_set_without_an_answer_is_reclaimed_but_no_other_lock_is() {
     use finance_cache_warmer::config::{RedisUrl, Settings};
-    use finance_cache_warmer::lock::{Lock, hostname};
     use finance_cache_warmer::store::Store;
+    use finance_cache_warmer::store::{Lock, hostname};
     let server = redis().await;
     let mut settings = Settings::defaults().unwrap();
     settings.redis.url = RedisUrl::parse(&server.url()).unwrap();

@@ -1,7 +1,7 @@
 //! The layering, read from the source: which file imports which (`crate::`, `super::` and child
 //! module paths), and the rules: no import cycle between files, market time (`calendar`, `ttl`)
 //! on nothing of ours but itself, `metrics` a leaf, `store` below every job, provider and
-//! command.
+//! command and the only file speaking to Redis.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -224,22 +224,69 @@ fn imports_follow_the_layers() {
     );
     // Metrics are a leaf: callers record their own facts with plain values.
     assert!(deps("metrics").is_empty(), "{:?}", deps("metrics"));
-    // The store is below every job, provider and command.
-    for dep in deps("store") {
-        for above in [
-            "jobs",
-            "provider",
-            "commands",
-            "runner",
-            "scheduler",
-            "status",
-        ] {
-            assert!(
-                dep != above && !dep.starts_with(&format!("{above}::")),
-                "store imports {dep}"
-            );
+    // The store (every file of it) is below every job, provider and command.
+    let store_files = graph
+        .iter()
+        .filter(|(m, _)| *m == "store" || m.starts_with("store::"));
+    for (module, imports) in store_files {
+        for dep in imports.iter().filter(|d| !d.starts_with("store")) {
+            for above in [
+                "jobs",
+                "provider",
+                "commands",
+                "runner",
+                "scheduler",
+                "status",
+            ] {
+                assert!(
+                    dep != above && !dep.starts_with(&format!("{above}::")),
+                    "{module} imports {dep}"
+                );
+            }
         }
     }
+    // What a run shows a person and the scheduler's heartbeat know nothing of jobs.
+    for leaf in ["progress", "health"] {
+        assert!(
+            deps(leaf).iter().all(|d| d.starts_with("config")),
+            "{leaf}: {:?}",
+            deps(leaf)
+        );
+    }
+}
+
+/// Whether `code` says `redis::` (the driver), not merely a path ending in it (`local_redis::`).
+fn names_the_driver(code: &str) -> bool {
+    code.match_indices("redis::").any(|(at, _)| {
+        !code[..at]
+            .chars()
+            .next_back()
+            .is_some_and(|c| c.is_alphanumeric() || c == '_')
+    })
+}
+
+/// Every Redis command is the store's: no other file names the driver (a private
+/// `redis-server` child for `demo` and the tests is only a process).
+#[test]
+fn only_the_store_speaks_to_redis() {
+    let mut files = Vec::new();
+    sources(Path::new(SRC), &mut files);
+    let store_dir = Path::new(SRC).join("store");
+    let speaking: Vec<String> = files
+        .iter()
+        .filter(|f| !f.starts_with(&store_dir))
+        .filter(|f| names_the_driver(&code(&std::fs::read_to_string(f).unwrap())))
+        .map(|f| module_of(f))
+        .collect();
+    assert!(
+        files.iter().any(|f| f.starts_with(&store_dir)),
+        "the store is a folder"
+    );
+    assert_eq!(
+        speaking,
+        Vec::<String>::new(),
+        "Redis commands outside store"
+    );
 }
 
 #[test]
@@ -250,4 +297,6 @@ fn the_reader_sees_through_groups_and_comments() {
         ["a::b", "a::c::d", "a::c::e"]
     );
     assert_eq!(paths_after(&code, "super::"), ["g::h"]);
+    assert!(names_the_driver("let c = redis::cmd(\"GET\");"));
+    assert!(!names_the_driver("use crate::local_redis::LocalRedis;"));
 }

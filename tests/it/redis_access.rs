@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use finance_cache_warmer::config::{RedisUrl, Settings};
 use finance_cache_warmer::local_redis::LocalRedisOptions;
 use finance_cache_warmer::store::Store;
-use support::{fcw, redis, redis_with, run};
+use support::{conn, fcw, redis, redis_with, run};
 
 fn settings_for(url: &str) -> Settings {
     let mut s = Settings::defaults().unwrap();
@@ -76,9 +76,6 @@ async fn an_unreachable_redis_exits_3_with_one_json_log_line() {
 #[tokio::test]
 async fn acl_users_authenticate_and_a_wrong_password_is_refused_without_showing_it() {
     let server = redis().await;
-    let admin = Store::connect(&settings_for(&server.url()).redis)
-        .await
-        .unwrap();
     let _: () = redis::cmd("ACL")
         .arg(
             &[
@@ -90,7 +87,7 @@ async fn acl_users_authenticate_and_a_wrong_password_is_refused_without_showing_
                 "+@all",
             ][..],
         )
-        .query_async(&mut admin.connection())
+        .query_async(&mut conn(&server).await)
         .await
         .unwrap();
     let url = format!("redis://warmer@127.0.0.1:{}/0", server.port());
@@ -180,17 +177,17 @@ async fn idempotent_commands_are_retried_across_a_redis_restart() {
         .await
         .expect("retried after the reconnect");
     assert!(!version.is_empty());
-    let set: () = store
-        .retry("SET", |mut conn| async move {
-            redis::cmd("SET")
-                .arg("finance:warmer:probe")
-                .arg(1)
-                .query_async(&mut conn)
-                .await
-        })
+    store
+        .set_each("SET probe", &[("finance:warmer:probe", "1")])
         .await
         .unwrap();
-    assert_eq!(set, ());
+    assert_eq!(
+        store
+            .get("GET probe", "finance:warmer:probe")
+            .await
+            .unwrap(),
+        Some("1".to_owned())
+    );
 }
 
 #[tokio::test]

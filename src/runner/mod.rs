@@ -1,7 +1,10 @@
 //! Runs one job: the lock, the timeout, panics, shutdown, the summary line and the metrics.
 //!
 //! The daemon's scheduler and `once` both come here; `once` is this runner asked once. A run
-//! that cannot take its lock is skipped, not failed: another replica is doing the work.
+//! that cannot take its lock is skipped, not failed: another replica is doing the work. A run
+//! that took it leaves its [`record`] in Redis for `status`.
+
+pub mod record;
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;
@@ -15,12 +18,12 @@ use tracing::Instrument;
 
 use crate::jobs::{Job, JobError, JobName, RunContext, RunOptions, RunReport, Shared};
 use crate::keys;
-use crate::lock::Lock;
 use crate::metrics::{self, RunCounters};
 use crate::notify;
 use crate::progress::{Bar, Unit};
-use crate::record::RunRecord;
 use crate::shutdown::{Shutdown, Signal};
+use crate::store::Lock;
+use record::RunRecord;
 
 /// How a run ended.
 #[derive(Debug, Clone, PartialEq)]
@@ -155,7 +158,7 @@ impl Runner {
                     Outcome::Failed(why) => why.clone(),
                     _ => String::new(),
                 },
-                host: crate::lock::hostname(),
+                host: crate::store::hostname(),
                 pid: std::process::id(),
                 shard: options.shard.map(|s| s.to_string()),
                 counts: result

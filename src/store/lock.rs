@@ -22,7 +22,8 @@ use redis::{Cmd, Script};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::store::{Batch, Store, StoreError, is_transient};
+use super::error::{StoreError, is_transient};
+use super::handle::{Batch, Store};
 
 /// Extends the lock only while it still holds our value.
 const RENEW: &str = r"
@@ -152,12 +153,7 @@ impl Lock {
 
     /// Who holds `key` now (the lock's value), if anyone.
     pub async fn holder(store: &Store, key: &str) -> Result<Option<String>, StoreError> {
-        store
-            .retry("GET lock", |mut conn| {
-                let key = key.to_owned();
-                async move { redis::cmd("GET").arg(key).query_async(&mut conn).await }
-            })
-            .await
+        store.get("GET lock", key).await
     }
 
     fn spawn_renewals(&self, ttl: Duration) {

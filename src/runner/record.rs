@@ -6,7 +6,7 @@
 //! took the lock: bounded, never a growing list. A sharded run writes the same hash and names its
 //! shard. Writing is best effort: a run whose record cannot be written still counts.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use serde::{Serialize, Serializer};
@@ -14,7 +14,7 @@ use serde::{Serialize, Serializer};
 use crate::jobs::JobName;
 use crate::keys;
 
-use crate::lock::{Fence, Fenced};
+use crate::store::{Fence, Fenced};
 use crate::store::{Store, StoreError};
 
 /// A job's last recorded run, as `status --json` shows it under `last_run`.
@@ -91,12 +91,7 @@ impl RunRecord {
 /// `status`: the hash may have been written by another version.
 pub async fn load(store: &Store, job: JobName) -> Result<JobRecord, StoreError> {
     let key = keys::run_record(job.as_str());
-    let fields: HashMap<String, String> = store
-        .retry("HGETALL run record", |mut conn| {
-            let key = key.clone();
-            async move { redis::cmd("HGETALL").arg(key).query_async(&mut conn).await }
-        })
-        .await?;
+    let fields = store.hash("HGETALL run record", &key).await?;
     let time = |name: &str| {
         fields
             .get(name)

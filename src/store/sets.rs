@@ -1,0 +1,177 @@
+//! Changes to sets: adding members, and the integrity job's repairs of index sets, plain or
+//! guarded by a script that re-checks the member's object in the same step.
+
+use std::sync::LazyLock;
+
+use redis::{Cmd, Script, Value};
+
+use super::error::StoreError;
+use super::handle::Store;
+use super::reads::ints;
+
+/// Removes a member only while its object is missing. KEYS: index; ARGV: member, object key.
+///
+/// The object key travels as an argument, not in KEYS: Redis ACLs treat every declared key of a
+/// script as read-write, while the daemon only ever reads objects, so its Redis user can be
+/// denied writing them. Scripts run on a single server only (a cluster uses the re-check
+/// fallback), where undeclared keys are no routing problem.
+const CHECK_AND_REMOVE: &str = r"
+if redis.call('EXISTS', ARGV[2]) == 0 then
+  return redis.call('SREM', KEYS[1], ARGV[1])
+end
+return 0";
+
+/// Adds a member only while its object exists. KEYS: index; ARGV: member, object key (read
+/// only, like [`CHECK_AND_REMOVE`]).
+const CHECK_AND_ADD: &str = r"
+if redis.call('EXISTS', ARGV[2]) == 1 then
+  return redis.call('SADD', KEYS[1], ARGV[1])
+end
+return 0";
+
+static CHECK_AND_REMOVE_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(CHECK_AND_REMOVE));
+static CHECK_AND_ADD_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(CHECK_AND_ADD));
+
+/// A change to an index set's members.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SetChange {
+    /// `SREM`; guarded: only while the member's object is missing.
+    Remove,
+    /// `SADD`; guarded: only while the member's object exists.
+    Add,
+}
+
+/// One member of one index set, and the key of the object it stands for.
+pub struct IndexEntry<'a> {
+    pub index: &'a [u8],
+    pub member: &'a [u8],
+    pub object: &'a [u8],
+}
+
+impl SetChange {
+    fn command(self) -> &'static str {
+        match self {
+            SetChange::Remove => "SREM",
+            SetChange::Add => "SADD",
+        }
+    }
+
+    fn script(self) -> &'static Script {
+        match self {
+            SetChange::Remove => &CHECK_AND_REMOVE_SCRIPT,
+            SetChange::Add => &CHECK_AND_ADD_SCRIPT,
+        }
+    }
+}
+
+impl Store {
+    /// `SADD set members...`.
+    pub async fn add_members(
+        &self,
+        what: &'static str,
+        set: &str,
+        members: &[&str],
+    ) -> Result<(), StoreError> {
+        self.retry(what, |mut conn| async move {
+            redis::cmd("SADD")
+                .arg(set)
+                .arg(members)
+                .query_async::<usize>(&mut conn)
+                .await
+        })
+        .await
+        .map(drop)
+    }
+
+    /// `SET key value` for each pair, in one round trip.
+    pub async fn set_each(
+        &self,
+        what: &'static str,
+        pairs: &[(&str, &str)],
+    ) -> Result<(), StoreError> {
+        let cmds: Vec<Cmd> = pairs
+            .iter()
+            .map(|(k, v)| redis::cmd("SET").arg(k).arg(v).to_owned())
+            .collect();
+        self.batch(what, &cmds, false).await.map(drop)
+    }
+
+    /// `UNLINK` of each key, in one round trip; how many were there.
+    pub async fn unlink_each<K: AsRef<[u8]>>(
+        &self,
+        what: &'static str,
+        keys: &[K],
+    ) -> Result<u64, StoreError> {
+        let cmds: Vec<Cmd> = keys
+            .iter()
+            .map(|k| redis::cmd("UNLINK").arg(k.as_ref()).to_owned())
+            .collect();
+        Ok(ints(self.batch(what, &cmds, false).await?)
+            .into_iter()
+            .sum::<i64>() as u64)
+    }
+
+    /// Applies `change` to each entry, unconditionally, in one round trip; which ones changed
+    /// their set.
+    pub async fn change_members(
+        &self,
+        change: SetChange,
+        entries: &[IndexEntry<'_>],
+    ) -> Result<Vec<bool>, StoreError> {
+        let command = change.command();
+        let cmds: Vec<Cmd> = entries
+            .iter()
+            .map(|e| redis::cmd(command).arg(e.index).arg(e.member).to_owned())
+            .collect();
+        Ok(ints(self.batch(command, &cmds, false).await?)
+            .into_iter()
+            .map(|n| n == 1)
+            .collect())
+    }
+
+    /// Applies `change` to each entry only while its object still says so (missing for a
+    /// removal, present for an addition), checked and changed atomically by a script, in one
+    /// round trip; which ones changed. Single server only: a cluster may keep the index and the
+    /// object on different nodes.
+    pub async fn change_members_guarded(
+        &self,
+        change: SetChange,
+        entries: &[IndexEntry<'_>],
+    ) -> Result<Vec<bool>, StoreError> {
+        let script = change.script();
+        let cmds: Vec<Cmd> = entries
+            .iter()
+            .map(|e| {
+                redis::cmd("EVALSHA")
+                    .arg(script.get_hash())
+                    .arg(1)
+                    .arg(e.index)
+                    .arg(e.member)
+                    .arg(e.object)
+                    .to_owned()
+            })
+            .collect();
+        Ok(ints(self.scripts(script, &cmds).await?)
+            .into_iter()
+            .map(|r| r == 1)
+            .collect())
+    }
+
+    /// Runs `EVALSHA` commands of `script` as one batch, loading the script first if the server
+    /// lost it (a restart or failover empties the script cache).
+    async fn scripts(&self, script: &Script, cmds: &[Cmd]) -> Result<Vec<Value>, StoreError> {
+        match self.batch("EVALSHA batch", cmds, false).await {
+            Err(StoreError::Command { source, .. })
+                if source.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) =>
+            {
+                self.retry("SCRIPT LOAD", |mut conn| {
+                    let script = script.clone();
+                    async move { script.load_async(&mut conn).await }
+                })
+                .await?;
+                self.batch("EVALSHA batch", cmds, false).await
+            }
+            other => other,
+        }
+    }
+}
