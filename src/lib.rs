@@ -13,10 +13,11 @@
 //!   demo among them); [`startup`] wires the parts every run shares; `main.rs` only calls them.
 //! - [`output`]: command output that ends quietly when its reader closes (`| head`).
 //! - [`local_redis`]: a private `redis-server` child for `demo` and the tests.
-//! - [`calendar`], [`ttl`], [`explain`]: market time and the TTL policy.
+//! - [`calendar`], [`ttl`]: market time and the TTL policy.
 //! - [`model`], [`codec`], [`provider`]: the cache format, how it is stored, and the
 //!   market-data providers.
-//! - [`jobs`], [`runner`], [`scheduler`]: the jobs and how they run.
+//! - [`jobs`], [`runner`], [`schedule`], [`scheduler`]: the jobs, how one run goes, cron
+//!   schedules, and when jobs run.
 //! - [`status`], [`progress`]: what operators see (the runner keeps each job's last run in
 //!   Redis for `status`).
 //! - [`health`], [`server`], [`notify`], [`metrics`]: the scheduler's heartbeat, the health and
@@ -27,7 +28,6 @@ pub mod cli;
 pub mod codec;
 pub mod commands;
 pub mod config;
-pub mod explain;
 pub mod health;
 pub mod jobs;
 pub mod keys;
@@ -40,6 +40,7 @@ pub mod progress;
 pub mod provider;
 pub mod push;
 pub mod runner;
+pub mod schedule;
 pub mod scheduler;
 pub mod server;
 pub mod shutdown;

@@ -13,12 +13,12 @@ use tokio::task::JoinHandle;
 
 use std::sync::Arc;
 
-use crate::config::next_fire;
 use crate::health::Health;
 use crate::jobs::{self, JobName, RunOptions};
 use crate::metrics;
 use crate::notify;
 use crate::runner::Runner;
+use crate::schedule::next_fire;
 use crate::shutdown::Shutdown;
 
 /// Runs every enabled job on its schedule until shutdown, then waits for the runs in flight
@@ -147,7 +147,7 @@ pub async fn job_loop<F>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Schedule;
+    use crate::schedule::Schedule;
     use std::sync::Mutex;
     use std::time::Duration;
 

@@ -4,6 +4,7 @@
 mod check_config;
 mod common;
 pub mod demo;
+mod explain;
 mod once;
 mod run;
 mod status;
@@ -15,7 +16,6 @@ use chrono::Utc;
 
 use crate::cli::Command;
 use crate::config::Settings;
-use crate::explain;
 use crate::jobs::RunOptions;
 use crate::shutdown::Shutdown;
 use crate::startup;

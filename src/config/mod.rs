@@ -8,14 +8,12 @@
 
 mod checks;
 mod load;
-mod schedule;
 mod secrets;
 mod sections;
 mod validate;
 mod values;
 
 pub use load::*;
-pub use schedule::*;
 pub use secrets::*;
 pub use sections::*;
 pub use values::*;

@@ -5,9 +5,9 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::schedule::Schedule;
 use super::secrets::{RedisUrl, Secret};
 use super::values::{ByteSize, Fraction, HttpUrl, HumanDuration, IsoDate, Zone};
+use crate::schedule::Schedule;
 
 /// The whole configuration.
 #[derive(Debug, Clone, Serialize, Deserialize)]

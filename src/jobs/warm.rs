@@ -14,11 +14,11 @@ use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
 
 use crate::codec;
-use crate::config::next_fire;
 use crate::jobs::job::{Job, JobError, JobName, RunContext, RunReport};
 use crate::keys::{self, CacheKind};
 use crate::model::{Earnings, OptionsChain, StockQuote};
 use crate::provider::{Fetched, TickerResult};
+use crate::schedule::next_fire;
 use crate::store::COMMAND_RETRIES;
 use crate::store::Fenced;
 use crate::ticker::Ticker;

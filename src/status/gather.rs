@@ -5,11 +5,11 @@ use chrono_tz::Tz;
 
 use super::coverage::coverage;
 use super::report::{JobStatus, LockHolder, NEXT_RUNS, Status};
-use crate::config::next_fire;
 use crate::config::{JobSettings, Settings};
 use crate::jobs::JobName;
 use crate::keys;
 use crate::runner::record::{self, rfc3339_ms};
+use crate::schedule::next_fire;
 use crate::store::{Store, StoreError};
 
 /// Gathers the report.

@@ -16,9 +16,9 @@ pub fn next_fire(
 }
 
 /// How far ahead [`Schedule::longest_gap_over`] looks: over a year, so a yearly pattern shows.
-pub(super) const GAP_SCAN_DAYS: i64 = 400;
+const GAP_SCAN_DAYS: i64 = 400;
 /// Its probes at most, so a short limit cannot make start-up slow.
-pub(super) const GAP_SCAN_PROBES: i32 = 2_000;
+const GAP_SCAN_PROBES: i32 = 2_000;
 
 /// A 6-field cron expression with seconds (`sec min hour dom month dow`), checked when loaded.
 #[derive(Clone)]
