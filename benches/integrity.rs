@@ -5,12 +5,18 @@
 //! `cargo bench --bench integrity` (BENCH_MEMBERS=... for another size, BENCH_CLUSTER=1 for a
 //! Redis Cluster).
 
+// A benchmark uses a few of the integration tests' helpers, not all of them.
+#[allow(dead_code, unused_imports)]
 #[path = "../tests/it/support/mod.rs"]
 mod support;
+#[allow(dead_code)] // not every benchmark needs every method
+#[path = "support/target.rs"]
+mod target;
 
 use std::process::Stdio;
 
-use support::{Target, fcw, summary, watch_process};
+use support::{fcw, summary, watch_process};
+use target::Target;
 
 #[tokio::main]
 async fn main() {

@@ -7,6 +7,8 @@
 //! recorded AAPL chain (102 contracts), relabelled with the ticker and, for a dated request,
 //! with the requested expiry, so each ticker caches three full expiries.
 
+// A benchmark uses a few of the integration tests' helpers, not all of them.
+#[allow(dead_code, unused_imports)]
 #[path = "../tests/it/support/mod.rs"]
 mod support;
 

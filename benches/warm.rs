@@ -6,13 +6,19 @@
 //! (`once stock --force`) against a private redis-server; the upstream answers every quote batch
 //! with the recorded Yahoo quote relabelled per symbol.
 
+// A benchmark uses a few of the integration tests' helpers, not all of them.
+#[allow(dead_code, unused_imports)]
 #[path = "../tests/it/support/mod.rs"]
 mod support;
+#[allow(dead_code)] // not every benchmark needs every method
+#[path = "support/target.rs"]
+mod target;
 
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use support::{RecordedQuotes, Target, fcw, summary, watch_process};
+use support::{RecordedQuotes, fcw, summary, watch_process};
+use target::Target;
 
 const LATENCY: Duration = Duration::from_millis(20);
 
