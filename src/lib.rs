@@ -3,7 +3,8 @@
 //!
 //! # Layout
 //! - [`config`]: typed settings from defaults, a TOML file and `FCW_*` variables, validated.
-//! - [`telemetry`]: JSON or pretty logs on stderr, set up once.
+//! - [`telemetry`]: JSON or pretty logs on stderr, set up once; [`tls`]: rustls' crypto provider,
+//!   chosen once for every TLS user.
 //! - [`store`]: every Redis command: the shared, auto-reconnecting connection, its retry
 //!   policy, typed reads and writes, and the job locks with their fences.
 //! - [`keys`]: the Redis key schema; [`ticker`]: the validated ticker symbol; [`watchlist`]:
@@ -21,7 +22,8 @@
 //! - [`status`], [`progress`]: what operators see (the runner keeps each job's last run in
 //!   Redis for `status`).
 //! - [`health`], [`server`], [`notify`], [`metrics`]: the scheduler's heartbeat, the health and
-//!   metrics endpoint, systemd notifications and metrics.
+//!   metrics endpoint, systemd notifications, metrics, and [`push`]ing a `once` run's metrics to
+//!   a Pushgateway.
 
 pub mod calendar;
 pub mod cli;

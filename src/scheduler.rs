@@ -44,7 +44,7 @@ pub async fn run(runner: Runner, shutdown: Shutdown, health: Arc<Health>) {
         let start = move || -> JoinHandle<()> {
             let runner = runner.clone();
             tokio::spawn(async move {
-                runner.run(jobs::job(job), RunOptions::default()).await;
+                runner.run(jobs::named(job), RunOptions::default()).await;
             })
         };
         loops.push(tokio::spawn(job_loop(

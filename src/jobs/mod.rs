@@ -21,7 +21,7 @@ pub use job::{
 };
 
 /// The job type for a name.
-pub fn job(name: JobName) -> Arc<dyn Job> {
+pub fn named(name: JobName) -> Arc<dyn Job> {
     match name.cache_kind() {
         Some(kind) => Arc::new(warm::WarmJob::new(kind)),
         None => Arc::new(integrity::IntegrityJob),

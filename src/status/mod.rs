@@ -1,6 +1,6 @@
 //! `status`: is the cache warm, and if not, why. Read from Redis alone, so it works from any
 //! machine and with no daemon running (the jobs may be CronJobs): each job's run record
-//! ([`crate::record`]), its lock, its schedule, and the cache's coverage of the watchlist.
+//! ([`crate::runner::record`]), its lock, its schedule, and the cache's coverage of the watchlist.
 //!
 //! A job is healthy when it succeeded within two of its scheduled periods: its last success is
 //! no older than the second fire time after it plus the job's timeout (the run started then has

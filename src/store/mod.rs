@@ -5,10 +5,10 @@
 //! typed reads and writes and never see a connection.
 //!
 //! The redis crate's connections reconnect in the background but hand the failing command's
-//! error back to its caller, so idempotent commands go through [`Store::retry`]. Its default
+//! error back to its caller, so idempotent commands go through `Store::retry`. Its default
 //! timeouts (1 s connect, 500 ms per reply) are too short for big pipelines; ours come from
 //! `[redis]`. A cluster cannot run a pipeline across slots, nor a `SCAN` of the whole keyspace on
-//! one node: [`Store::batch`] and [`KeyScan`] hide both differences.
+//! one node: `Store::batch` and [`KeyScan`] hide both differences.
 
 mod clients;
 mod error;

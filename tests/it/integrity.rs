@@ -345,7 +345,7 @@ async fn racing_writers_never_lose_a_live_member_and_old_orphans_go() {
     let deadline = Instant::now() + Duration::from_secs(4);
     while Instant::now() < deadline {
         let result = runner
-            .run(jobs::job(JobName::Integrity), RunOptions::default())
+            .run(jobs::named(JobName::Integrity), RunOptions::default())
             .await;
         assert_eq!(result.outcome, Outcome::Ok, "{result:?}");
         removed += result.report.removed;
@@ -372,7 +372,7 @@ async fn racing_writers_never_lose_a_live_member_and_old_orphans_go() {
     }
     // With the writers stopped, one more run leaves no orphan at all.
     let result = runner
-        .run(jobs::job(JobName::Integrity), RunOptions::default())
+        .run(jobs::named(JobName::Integrity), RunOptions::default())
         .await;
     assert_eq!(result.outcome, Outcome::Ok);
     let index = members(&mut c, "finance:positions:index").await;
