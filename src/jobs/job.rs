@@ -15,8 +15,7 @@ use crate::config::Settings;
 use crate::keys::CacheKind;
 use crate::progress::Progress;
 use crate::provider::Providers;
-use crate::store::Fence;
-use crate::store::{Store, StoreError};
+use crate::store::{Fence, Store, StoreError};
 use crate::ttl::TtlPolicy;
 use crate::watchlist::Shard;
 

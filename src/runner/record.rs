@@ -13,9 +13,7 @@ use serde::{Serialize, Serializer};
 
 use crate::jobs::JobName;
 use crate::keys;
-
-use crate::store::{Fence, Fenced};
-use crate::store::{Store, StoreError};
+use crate::store::{Fence, Fenced, Store, StoreError};
 
 /// A job's last recorded run, as `status --json` shows it under `last_run`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
