@@ -22,7 +22,9 @@ use tokio::sync::Notify;
 
 use crate::support::{conn, redis};
 
-/// A timeout no run here comes near: the runs end for other reasons.
+/// A timeout or lock no run here comes near: the runs end for other reasons. A lock must outlast
+/// a panic too: the test runtime has one thread, and the panic hook printing a backtrace holds
+/// it (and so the lock's renewals) for as long as symbolising takes.
 const LONG: &str = "1m";
 
 /// What a toy job does once it has said that it started.
@@ -71,20 +73,20 @@ impl Job for Toy {
     }
 }
 
-/// A runner over its own Redis, with short limits: the job's `timeout`, a 1.5 s lock (renewed
-/// every 500 ms) and a 200 ms shutdown grace.
+/// A runner over its own Redis, with the job's `timeout`, a `lock_ttl` (renewed every third of
+/// it) and a 200 ms shutdown grace.
 struct Bench {
     server: LocalRedis,
     runner: Runner,
     shutdown: Shutdown,
 }
 
-async fn bench(timeout: &str) -> Bench {
+async fn bench(timeout: &str, lock_ttl: &str) -> Bench {
     let server = redis().await;
     let mut settings = Settings::defaults().unwrap();
     settings.redis.url = RedisUrl::parse(&server.url()).unwrap();
     settings.jobs.stock.timeout = timeout.parse().unwrap();
-    settings.scheduler.lock_ttl = "1500ms".parse().unwrap();
+    settings.scheduler.lock_ttl = lock_ttl.parse().unwrap();
     settings.scheduler.shutdown_grace = "200ms".parse().unwrap();
     let store = Store::lazy(&settings.redis).unwrap();
     let shutdown = Shutdown::default();
@@ -142,7 +144,7 @@ async fn finish(run: tokio::task::JoinHandle<RunResult>) -> RunResult {
 
 #[tokio::test]
 async fn a_panicking_job_fails_its_run_and_the_next_run_goes_ahead() {
-    let b = bench(LONG).await;
+    let b = bench(LONG, LONG).await;
     let result = b.run(Act::Panic).await;
     assert_eq!(result.outcome, Outcome::Failed("panicked: boom".into()));
     let record = b.record().await;
@@ -158,7 +160,7 @@ async fn a_panicking_job_fails_its_run_and_the_next_run_goes_ahead() {
 
 #[tokio::test]
 async fn a_job_past_its_timeout_is_abandoned_with_what_it_wrote() {
-    let b = bench("1s").await;
+    let b = bench("1s", LONG).await;
     let result = b.run(Act::Hang { written: 7 }).await;
     assert_eq!(result.outcome, Outcome::Failed("timed out after 1s".into()));
     assert_eq!(result.report.written, 7);
@@ -168,7 +170,8 @@ async fn a_job_past_its_timeout_is_abandoned_with_what_it_wrote() {
 
 #[tokio::test]
 async fn a_run_that_loses_its_lock_stops_and_leaves_the_lock_and_record_alone() {
-    let b = bench(LONG).await;
+    // Renewed every 500 ms: the first renewal after the takeover finds another value.
+    let b = bench(LONG, "1500ms").await;
     let run = b.start(Act::Hang { written: 0 }).await;
     // The lock expired and another replica took it: the next renewal finds its value.
     let _: () = conn(&b.server)
@@ -187,7 +190,7 @@ async fn a_run_that_loses_its_lock_stops_and_leaves_the_lock_and_record_alone() 
 
 #[tokio::test]
 async fn a_shutdown_lets_the_job_finish_its_batch_and_records_an_interrupted_run() {
-    let b = bench(LONG).await;
+    let b = bench(LONG, LONG).await;
     let run = b.start(Act::StopWhenAsked).await;
     b.shutdown.trigger(Signal::Terminate);
     let result = finish(run).await;
@@ -199,7 +202,7 @@ async fn a_shutdown_lets_the_job_finish_its_batch_and_records_an_interrupted_run
 
 #[tokio::test]
 async fn a_job_that_ignores_shutdown_is_abandoned_after_the_grace() {
-    let b = bench(LONG).await;
+    let b = bench(LONG, LONG).await;
     let run = b.start(Act::Hang { written: 2 }).await;
     b.shutdown.trigger(Signal::Interrupt);
     let result = finish(run).await;
@@ -210,7 +213,7 @@ async fn a_job_that_ignores_shutdown_is_abandoned_after_the_grace() {
 
 #[tokio::test]
 async fn a_shutdown_before_the_run_starts_runs_nothing() {
-    let b = bench(LONG).await;
+    let b = bench(LONG, LONG).await;
     b.shutdown.trigger(Signal::Terminate);
     let started = Arc::new(Notify::new());
     let job = Arc::new(Toy {
@@ -224,7 +227,7 @@ async fn a_shutdown_before_the_run_starts_runs_nothing() {
 
 #[tokio::test]
 async fn a_lock_held_elsewhere_skips_the_run_without_running_the_job() {
-    let b = bench(LONG).await;
+    let b = bench(LONG, LONG).await;
     let _: () = conn(&b.server)
         .await
         .set(keys::job_lock("stock", None), "another replica")
@@ -244,7 +247,7 @@ async fn a_lock_held_elsewhere_skips_the_run_without_running_the_job() {
 
 #[tokio::test]
 async fn a_job_error_or_too_many_failed_tickers_fail_the_run_with_the_report() {
-    let b = bench(LONG).await;
+    let b = bench(LONG, LONG).await;
     let result = b.run(Act::Return(Err("lock lost"))).await;
     assert_eq!(
         result.outcome,
