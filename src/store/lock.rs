@@ -22,7 +22,7 @@ use redis::{Cmd, Script};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::error::{StoreError, is_transient};
+use super::error::StoreError;
 use super::handle::{Batch, Store};
 
 /// Extends the lock only while it still holds our value.
@@ -55,6 +55,7 @@ end
 return #KEYS - 1";
 
 static FENCED_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(FENCED));
+static RELEASE_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(RELEASE));
 
 /// Lock values this process sent whose `SET` or release never answered (a timeout: the server
 /// may have applied the one and not the other). Such a lock is ours to take back; any other
@@ -108,7 +109,7 @@ impl Lock {
                         .retry("reclaim lock", |mut conn| {
                             let (key, holder) = (key.to_owned(), holder.clone());
                             async move {
-                                Script::new(RELEASE)
+                                RELEASE_SCRIPT
                                     .key(key)
                                     .arg(holder)
                                     .invoke_async::<i64>(&mut conn)
@@ -167,13 +168,16 @@ impl Lock {
                     _ = stop.cancelled() => return,
                     _ = tokio::time::sleep(ttl / 3) => {}
                 }
-                let mut conn = fence.store.connection();
                 let sent = Instant::now();
-                let renewed: Result<i64, _> = script
-                    .key(&fence.key)
-                    .arg(&fence.value)
-                    .arg(ttl.as_millis() as u64)
-                    .invoke_async(&mut conn)
+                // One attempt each time, but observed like any round trip: an outage during a
+                // run is logged once and counted, whoever meets it first.
+                let renewed = fence
+                    .store
+                    .attempt("renew lock", 0, |mut conn| {
+                        let mut invocation = script.key(&fence.key);
+                        invocation.arg(&fence.value).arg(ttl.as_millis() as u64);
+                        async move { invocation.invoke_async::<i64>(&mut conn).await }
+                    })
                     .await;
                 match renewed {
                     Ok(1) => {
@@ -186,7 +190,7 @@ impl Lock {
                         return;
                     }
                     // A Redis blip: keep trying until the lease would have run out.
-                    Err(e) if is_transient(&e) && last_renewed.elapsed() < ttl => {
+                    Err(e) if e.is_unreachable() && last_renewed.elapsed() < ttl => {
                         tracing::debug!(lock = %fence.key, error = %e, "lock renewal failed; retrying");
                     }
                     Err(e) => {
@@ -202,11 +206,14 @@ impl Lock {
     /// Stops renewing and deletes the lock if it is still ours.
     pub async fn release(self) {
         self.stop_renewing.cancel();
-        let mut conn = self.fence.store.connection();
-        let released: Result<i64, _> = Script::new(RELEASE)
-            .key(&self.fence.key)
-            .arg(&self.fence.value)
-            .invoke_async(&mut conn)
+        let released = self
+            .fence
+            .store
+            .attempt("release lock", 0, |mut conn| {
+                let mut invocation = RELEASE_SCRIPT.key(&self.fence.key);
+                invocation.arg(&self.fence.value);
+                async move { invocation.invoke_async::<i64>(&mut conn).await }
+            })
             .await;
         if let Err(e) = released {
             // It expires by itself within the TTL, or the job's next run here takes it back:
