@@ -20,6 +20,20 @@ pub struct CachedKey {
 }
 
 impl Store {
+    /// `command key` for each key, in one round trip.
+    pub(super) async fn each_key<K: AsRef<[u8]>>(
+        &self,
+        what: &'static str,
+        command: &str,
+        keys: &[K],
+    ) -> Result<Vec<Value>, StoreError> {
+        let cmds: Vec<Cmd> = keys
+            .iter()
+            .map(|k| redis::cmd(command).arg(k.as_ref()).to_owned())
+            .collect();
+        self.batch(what, &cmds, false).await
+    }
+
     /// `TYPE key`: `string`, `set`, ..., or `none`.
     pub async fn key_type(&self, what: &'static str, key: &str) -> Result<String, StoreError> {
         self.retry(what, |mut conn| async move {
@@ -80,12 +94,8 @@ impl Store {
         what: &'static str,
         keys: &[String],
     ) -> Result<Vec<Option<String>>, StoreError> {
-        let cmds: Vec<Cmd> = keys
-            .iter()
-            .map(|k| redis::cmd("GET").arg(k).to_owned())
-            .collect();
         Ok(self
-            .batch(what, &cmds, false)
+            .each_key(what, "GET", keys)
             .await?
             .into_iter()
             .map(|v| redis::from_redis_value(v).ok())
@@ -98,12 +108,8 @@ impl Store {
         what: &'static str,
         keys: &[String],
     ) -> Result<Vec<i64>, StoreError> {
-        let cmds: Vec<Cmd> = keys
-            .iter()
-            .map(|k| redis::cmd("PTTL").arg(k).to_owned())
-            .collect();
         Ok(self
-            .batch(what, &cmds, false)
+            .each_key(what, "PTTL", keys)
             .await?
             .into_iter()
             .map(|v| redis::from_redis_value(v).unwrap_or(-2))
@@ -116,11 +122,7 @@ impl Store {
         what: &'static str,
         keys: &[K],
     ) -> Result<Vec<bool>, StoreError> {
-        let cmds: Vec<Cmd> = keys
-            .iter()
-            .map(|k| redis::cmd("EXISTS").arg(k.as_ref()).to_owned())
-            .collect();
-        Ok(ints(self.batch(what, &cmds, false).await?)
+        Ok(ints(self.each_key(what, "EXISTS", keys).await?)
             .into_iter()
             .map(|n| n > 0)
             .collect())

@@ -102,11 +102,7 @@ impl Store {
         what: &'static str,
         keys: &[K],
     ) -> Result<u64, StoreError> {
-        let cmds: Vec<Cmd> = keys
-            .iter()
-            .map(|k| redis::cmd("UNLINK").arg(k.as_ref()).to_owned())
-            .collect();
-        Ok(ints(self.batch(what, &cmds, false).await?)
+        Ok(ints(self.each_key(what, "UNLINK", keys).await?)
             .into_iter()
             .sum::<i64>() as u64)
     }
