@@ -1,10 +1,10 @@
 //! The NYSE calendar against published references, for every date from 2000-01-01 to 2035-12-31.
 //!
 //! Sources:
-//! - `tests/data/xnys_2000_2035.csv`: every closed weekday and every early close, exported from
-//!   the `exchange_calendars` package 4.13.2 (XNYS), which encodes the NYSE's published holiday
-//!   and early-close schedules and its unscheduled closures (generator:
-//!   `tests/data/xnys_reference.py`).
+//! - `tests/data/XNYS.csv`: every closed weekday and every session with other hours, exported
+//!   from the `exchange_calendars` package 4.13.2 (XNYS), which encodes the NYSE's published
+//!   holiday and early-close schedules and its unscheduled closures (generator:
+//!   `tests/data/market_data.py`, which also writes the other markets' data).
 //! - NYSE, "Holidays & Trading Hours" (https://www.nyse.com/markets/hours-calendars), for the
 //!   2025-2027 schedules spelled out in `nyse_published_schedules_2025_to_2027`.
 //! - NYSE press releases for the unscheduled closures: 2001-09-11..14 (September 11),
@@ -28,20 +28,22 @@ enum Expected {
     ClosesAt(NaiveTime),
 }
 
+/// The reference's exceptions to the regular week: `closed,<date>` and
+/// `special,<date>,<open>,,,<close>`.
 fn reference() -> BTreeMap<NaiveDate, Expected> {
-    let text = include_str!("../data/xnys_2000_2035.csv");
+    let text = include_str!("../data/XNYS.csv");
     text.lines()
-        .filter(|l| !l.starts_with('#') && !l.starts_with("date,"))
-        .map(|line| {
+        .filter_map(|line| {
             let fields: Vec<&str> = line.split(',').collect();
-            let expected = match fields[1] {
+            let expected = match fields[0] {
                 "closed" => Expected::Closed,
-                "early" => {
-                    Expected::ClosesAt(NaiveTime::parse_from_str(fields[2], "%H:%M").unwrap())
+                "special" => {
+                    assert_eq!(fields[2], "09:30", "{line}: the NYSE always opens at 09:30");
+                    Expected::ClosesAt(NaiveTime::parse_from_str(fields[5], "%H:%M").unwrap())
                 }
-                other => panic!("unknown kind {other}"),
+                _ => return None,
             };
-            (date(fields[0]), expected)
+            Some((date(fields[1]), expected))
         })
         .collect()
 }
