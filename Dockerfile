@@ -4,7 +4,7 @@
 # dependencies.
 FROM rust:1.95-slim-bookworm AS build
 WORKDIR /src
-COPY Cargo.toml Cargo.lock ./
+COPY Cargo.toml Cargo.lock build.rs ./
 COPY src ./src
 COPY config ./config
 # Replay recordings are compiled into the binary; benches and tests are declared targets.

@@ -63,8 +63,12 @@ pub enum Command {
         #[arg(long)]
         connect: bool,
     },
-    /// List NYSE sessions (open and close) between two dates.
+    /// List a market's sessions (open, close, lunch break) between two dates; the NYSE unless
+    /// --market says otherwise.
     Calendar {
+        /// The market (XNYS, XLON, XTKS, ..., 24/7, FX: see `markets`); default XNYS.
+        #[arg(long, value_name = "MARKET")]
+        market: Option<String>,
         /// First date (YYYY-MM-DD); default today in the exchange's time zone.
         #[arg(long, value_name = "DATE")]
         from: Option<NaiveDate>,
@@ -75,8 +79,18 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Explain the TTLs the configured policy gives at an instant.
+    /// List the markets: their time zone, regular hours, and how far their calendar data goes.
+    Markets {
+        /// JSON Lines, one object per market.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Explain the TTLs the configured policy gives at an instant, on the NYSE or on a ticker's
+    /// own market.
     Ttl {
+        /// The ticker whose market decides (its symbol or `markets.tickers`); default the NYSE.
+        #[arg(long, value_name = "TICKER")]
+        ticker: Option<String>,
         /// The instant (RFC 3339, e.g. 2026-11-27T15:00:00Z); default now.
         #[arg(long, value_name = "RFC3339")]
         at: Option<DateTime<FixedOffset>>,

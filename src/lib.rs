@@ -14,7 +14,8 @@
 //!   demo among them); [`startup`] wires the parts every run shares; `main.rs` only calls them.
 //! - [`output`]: command output that ends quietly when its reader closes (`| head`).
 //! - [`local_redis`]: a private `redis-server` child for `demo` and the tests.
-//! - [`calendar`], [`ttl`]: market time and the TTL policy.
+//! - [`calendar`], [`ttl`]: market time (every market's sessions) and the TTL policy;
+//!   [`market`]: which market a ticker is on.
 //! - [`model`], [`codec`], [`provider`]: the cache format, how it is stored, and the
 //!   market-data providers.
 //! - [`jobs`], [`runner`], [`schedule`], [`scheduler`]: the jobs, how one run goes, cron
@@ -34,6 +35,7 @@ pub mod health;
 pub mod jobs;
 pub mod keys;
 pub mod local_redis;
+pub mod market;
 pub mod metrics;
 pub mod model;
 pub mod notify;

@@ -102,6 +102,16 @@ pub const SERIES: &[(&str, Kind, &str)] = &[
         Kind::Gauge,
         "Watchlist tickers by cache kind and state (present, missing, expiring_soon: under a minute left).",
     ),
+    (
+        "fcw_market_calendar_expired",
+        Kind::Gauge,
+        "1 once a market's shipped calendar data has run out (it then follows its regular week without holidays), by market.",
+    ),
+    (
+        "fcw_tickers_by_market_total",
+        Kind::Counter,
+        "Values written by job and market (the calendar their TTL followed).",
+    ),
 ];
 
 /// Installs the Prometheus recorder (once per process) and describes every series.
@@ -224,6 +234,18 @@ pub fn watchlist_tickers(tickers: u64) {
 /// `missing`, `expiring_soon`).
 pub fn cache_keys(kind: &'static str, state: &'static str, tickers: u64) {
     ::metrics::gauge!("fcw_cache_keys", "kind" => kind, "state" => state).set(tickers as f64);
+}
+
+/// `fcw_market_calendar_expired{market}`: the market's data ends before the instant a TTL was
+/// decided for.
+pub fn market_calendar_expired(market: &str) {
+    ::metrics::gauge!("fcw_market_calendar_expired", "market" => market.to_owned()).set(1.0);
+}
+
+/// `fcw_tickers_by_market_total{job, market}`: values a run wrote on one market's clock.
+pub fn written_by_market(job: &'static str, market: &str, values: u64) {
+    ::metrics::counter!("fcw_tickers_by_market_total", "job" => job, "market" => market.to_owned())
+        .increment(values);
 }
 
 /// `fcw_runs_total{job, outcome="skipped_overlap"}`: a tick that found the previous run still

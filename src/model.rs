@@ -30,9 +30,40 @@ pub struct StockQuote {
     #[serde(with = "utc_seconds_opt")]
     pub market_time: Option<DateTime<Utc>>,
     pub volume: Option<u64>,
+    /// The last pre-market trade, when the provider has one (Yahoo, for US listings).
+    #[serde(default)]
+    pub pre_market_price: Option<f64>,
+    #[serde(default)]
+    pub pre_market_change_percent: Option<f64>,
+    #[serde(default, with = "utc_seconds_opt")]
+    pub pre_market_time: Option<DateTime<Utc>>,
+    /// The last after-hours trade, when the provider has one (Yahoo, for US listings).
+    #[serde(default)]
+    pub post_market_price: Option<f64>,
+    #[serde(default)]
+    pub post_market_change_percent: Option<f64>,
+    #[serde(default, with = "utc_seconds_opt")]
+    pub post_market_time: Option<DateTime<Utc>>,
+    /// The market whose clock the key's TTL follows (`XNYS`, `XLON`, `24/7`, `FX`, ...). Providers
+    /// leave it `None`; the stock job sets it once it has resolved the ticker. Defaulted so values
+    /// cached before the field existed still parse.
+    #[serde(default)]
+    pub calendar: Option<String>,
     /// The next earnings date, when the quote carries it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub earnings_date: Option<NaiveDate>,
+    #[serde(skip)]
+    pub listing: Listing,
+}
+
+/// The provider's own metadata about where the instrument trades, in the provider's own words
+/// (Yahoo: `EQUITY`, `LSE`, `Europe/London`). It is used to resolve the instrument's market and
+/// is not cached: the resolved market is, as [`StockQuote::calendar`].
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Listing {
+    pub quote_type: Option<String>,
+    pub exchange: Option<String>,
+    pub timezone: Option<String>,
 }
 
 /// An options chain: `finance:cache:options:{T}`. `chains` holds the fetched expiries, nearest
@@ -170,7 +201,14 @@ impl StockQuote {
         }
         opt_price("previous_close", self.previous_close)?;
         finite("change", self.change)?;
-        finite("change_percent", self.change_percent)
+        finite("change_percent", self.change_percent)?;
+        opt_price("pre_market_price", self.pre_market_price)?;
+        finite("pre_market_change_percent", self.pre_market_change_percent)?;
+        opt_price("post_market_price", self.post_market_price)?;
+        finite(
+            "post_market_change_percent",
+            self.post_market_change_percent,
+        )
     }
 }
 

@@ -19,6 +19,7 @@ use crate::config::Settings;
 use crate::jobs::RunOptions;
 use crate::shutdown::Shutdown;
 use crate::startup;
+use crate::ticker::Ticker;
 use crate::watchlist::Shard;
 
 pub use common::AppError;
@@ -73,19 +74,57 @@ pub async fn execute(
         Command::Calendar { from, to, .. } if from.zip(to).is_some_and(|(f, t)| f > t) => {
             Err(AppError::Usage("calendar: --from is after --to".into()))
         }
-        Command::Calendar { from, to, json } => {
-            let cal = startup::calendar(&settings.market);
-            Ok(explain::calendar(&cal, from, to, Utc::now(), json, out)?)
+        Command::Calendar {
+            market,
+            from,
+            to,
+            json,
+        } => {
+            let resolver = startup::resolver(&settings);
+            let cal = match market.as_deref() {
+                None => resolver.markets().xnys(),
+                Some(m) => resolver
+                    .markets()
+                    .get(&m.to_ascii_uppercase())
+                    .ok_or_else(|| unknown_market(m))?,
+            };
+            Ok(explain::calendar(cal, from, to, Utc::now(), json, out)?)
+        }
+        Command::Markets { json } => {
+            let resolver = startup::resolver(&settings);
+            Ok(explain::markets(resolver.markets(), json, out)?)
         }
         Command::Ttl {
+            ticker,
             at,
             earnings_date,
             json,
         } => {
-            let cal = startup::calendar(&settings.market);
+            let resolver = startup::resolver(&settings);
             let policy = startup::ttl_policy(&settings.ttl);
             let at = at.map_or_else(Utc::now, |t| t.with_timezone(&Utc));
-            Ok(explain::ttl(&cal, &policy, at, earnings_date, json, out)?)
+            let ticker = ticker
+                .map(|t| {
+                    Ticker::parse(t.as_bytes())
+                        .map_err(|e| AppError::Usage(format!("ttl --ticker: {e}")))
+                })
+                .transpose()?;
+            let subject = ticker.as_ref().map(|t| explain::Subject {
+                ticker: t.as_str(),
+                placement: resolver.resolve(t.as_str(), None),
+            });
+            let cal = subject
+                .as_ref()
+                .map_or(resolver.markets().xnys(), |s| s.placement.calendar);
+            Ok(explain::ttl(
+                cal,
+                subject.as_ref(),
+                &policy,
+                at,
+                earnings_date,
+                json,
+                out,
+            )?)
         }
         Command::Demo { redis_url } => demo::run(settings, redis_url, shutdown, out).await,
         Command::Status { json } => status::status(&settings, json, &shutdown, out).await,
@@ -93,6 +132,14 @@ pub async fn execute(
             without_config(&command, out).unwrap_or(Ok(()))
         }
     }
+}
+
+fn unknown_market(name: &str) -> AppError {
+    let known: Vec<&str> = crate::calendar::names().collect();
+    AppError::Usage(format!(
+        "calendar --market: unknown market {name:?}; known: {}",
+        known.join(", ")
+    ))
 }
 
 /// The commands that need no configuration (`completions`, `man`): the binary runs them before

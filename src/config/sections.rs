@@ -1,5 +1,6 @@
 //! The settings, one struct per section of the file, as `config/default.toml` lays them out.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -17,6 +18,8 @@ pub struct Settings {
     pub redis: RedisSettings,
     pub log: LogSettings,
     pub market: MarketSettings,
+    #[serde(default)]
+    pub markets: MarketsSettings,
     pub ttl: TtlSettings,
     pub provider: ProviderSettings,
     pub scheduler: SchedulerSettings,
@@ -167,6 +170,15 @@ pub struct MarketSettings {
     pub extra_holidays: Vec<IsoDate>,
 }
 
+/// `[markets]`: which market's clock a ticker follows, where its symbol does not say.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MarketsSettings {
+    /// Ticker to market name (`"XYZ" = "XLON"`), tried before any other rule.
+    #[serde(default)]
+    pub tickers: BTreeMap<String, String>,
+}
+
 /// At most this many `market.extra_holidays`: they are for rare announced closures, and the
 /// calendar's search for the next session relies on closed runs being short.
 pub const MAX_EXTRA_HOLIDAYS: usize = 100;
@@ -184,13 +196,34 @@ pub struct TtlSettings {
     pub earnings_max: HumanDuration,
     pub earnings_unknown: HumanDuration,
     pub jitter: f64,
+    /// US extended hours (pre/post-market) for stock keys: their cap. Unset: they count as
+    /// closed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extended: Option<HumanDuration>,
     pub options: OptionsTtlSettings,
+    /// `[ttl.markets.<market>]`: open/closed/min for one market's stock and options keys.
+    #[serde(default)]
+    pub markets: BTreeMap<String, MarketTtlSettings>,
 }
 
-/// `[ttl.options]`: each key falls back to `[ttl]`.
+/// `[ttl.options]`: each key but `none` falls back to `[ttl]`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OptionsTtlSettings {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub open: Option<HumanDuration>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub closed: Option<HumanDuration>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min: Option<HumanDuration>,
+    /// An instrument with no options (an empty chain): asked again after this long.
+    pub none: HumanDuration,
+}
+
+/// `[ttl.markets.<market>]`: each key falls back to `[ttl.options]` (options keys) and `[ttl]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MarketTtlSettings {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub open: Option<HumanDuration>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -3,6 +3,8 @@
 
 use std::path::Path;
 
+use crate::calendar;
+
 use super::secrets::{RedisUrl, resolve_secret};
 use super::sections::{MAX_BATCH, MAX_EXTRA_HOLIDAYS, MIN_LOCK_TTL, MIN_VALUE_CAP, Settings};
 use super::values::{ByteSize, HumanDuration, KeyProblem};
@@ -59,6 +61,9 @@ impl Settings {
                 "redis.cluster_nodes".into(),
                 "mixes redis:// and rediss:// nodes".into(),
             ));
+        }
+        for (ticker, market) in &self.markets.tickers {
+            known_market(market, &format!("markets.tickers.{ticker}"))?;
         }
         if self.market.extra_holidays.len() > MAX_EXTRA_HOLIDAYS {
             return Err((
@@ -204,13 +209,23 @@ impl Settings {
             ("ttl.options.open", o.open),
             ("ttl.options.closed", o.closed),
             ("ttl.options.min", o.min),
+            ("ttl.options.none", Some(o.none)),
+            ("ttl.extended", t.extended),
         ];
+        let per_market = t.markets.iter().flat_map(|(market, m)| {
+            [("open", m.open), ("closed", m.closed), ("min", m.min)]
+                .map(|(name, value)| (format!("ttl.markets.{market}.{name}"), value))
+        });
+        let named = named
+            .into_iter()
+            .map(|(key, value)| (key.to_owned(), value))
+            .chain(per_market);
         for (key, value) in named {
             if let Some(d) = value {
                 let d = d.get();
                 if d.subsec_nanos() != 0 || d.is_zero() {
                     return Err((
-                        key.into(),
+                        key,
                         format!(
                             "{} must be a whole number of seconds, at least 1s",
                             HumanDuration::new(d)
@@ -249,6 +264,18 @@ impl Settings {
                 ));
             }
         }
+        for (market, m) in &t.markets {
+            known_market(market, &format!("ttl.markets.{market}"))?;
+            let min = m.min.unwrap_or(t.min);
+            for (name, value) in [("open", m.open), ("closed", m.closed)] {
+                if let Some(value) = value.filter(|v| *v < min) {
+                    return Err((
+                        format!("ttl.markets.{market}.{name}"),
+                        format!("{value} is shorter than its min ({min})"),
+                    ));
+                }
+            }
+        }
         if !(0.0..1.0).contains(&t.jitter) {
             return Err((
                 "ttl.jitter".into(),
@@ -257,6 +284,19 @@ impl Settings {
         }
         Ok(())
     }
+}
+
+/// A market name some calendar has (`XNYS`, `XLON`, `24/7`, `FX`, ...).
+fn known_market(name: &str, key: &str) -> Result<(), KeyProblem> {
+    // Environment variables arrive lower-cased: market names are matched in any case.
+    if calendar::names().any(|known| known.eq_ignore_ascii_case(name)) {
+        return Ok(());
+    }
+    let known: Vec<&str> = calendar::names().collect();
+    Err((
+        key.into(),
+        format!("unknown market {name:?}; known: {}", known.join(", ")),
+    ))
 }
 
 pub(super) fn positive(d: &HumanDuration, key: &str) -> Result<(), KeyProblem> {

@@ -10,9 +10,9 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use tokio_util::sync::CancellationToken;
 
-use crate::calendar::Calendar;
 use crate::config::Settings;
 use crate::keys::CacheKind;
+use crate::market::Resolver;
 use crate::progress::Progress;
 use crate::provider::Providers;
 use crate::store::{Fence, Store, StoreError};
@@ -78,7 +78,10 @@ pub struct Shared {
     pub settings: Settings,
     pub store: Store,
     pub providers: Providers,
-    pub calendar: Calendar,
+    /// Which market each ticker is on, and every market's calendar.
+    pub markets: Resolver,
+    /// Markets whose data has been said to have run out (said once per process).
+    pub past_data_noticed: std::sync::Mutex<std::collections::BTreeSet<String>>,
     pub policy: TtlPolicy,
 }
 

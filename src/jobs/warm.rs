@@ -1,11 +1,13 @@
 //! The warming jobs (`stock`, `options`, `earnings`): watchlist in, cache keys out.
 //!
-//! Per batch of tickers: one pipelined `PTTL` read skips keys that are still fresh
-//! (refresh-ahead), the providers are asked for the rest with bounded concurrency, and every
-//! value that came back valid is written with one `SETEX` batch through the run's lock fence (a
-//! batch lands whole, or not at all once another run holds the lock). A ticker that failed
-//! writes nothing, so its last good value stays until it expires: stale beats wrong.
+//! Per batch of tickers: each is placed on its market (its symbol, else the market the stock job
+//! recorded for it), one pipelined `PTTL` read skips keys that are still fresh (refresh-ahead),
+//! the providers are asked for the rest with bounded concurrency, and every value that came back
+//! valid is written with one `SETEX` batch through the run's lock fence (a batch lands whole, or
+//! not at all once another run holds the lock), its TTL on its own market's clock. A ticker that
+//! failed writes nothing, so its last good value stays until it expires: stale beats wrong.
 
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
@@ -13,15 +15,18 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
 
+use crate::calendar::Calendar;
 use crate::codec;
 use crate::jobs::job::{Job, JobError, JobName, RunContext, RunReport};
 use crate::keys::{self, CacheKind};
+use crate::market::Placement;
+use crate::metrics;
 use crate::model::{Earnings, OptionsChain, StockQuote};
 use crate::provider::{Fetched, TickerResult};
 use crate::schedule::next_fire;
 use crate::store::{COMMAND_RETRIES, Fenced};
 use crate::ticker::Ticker;
-use crate::ttl::{Ttl, jitter_seed};
+use crate::ttl::{QuoteKind, Ttl, TtlPolicy, jitter_seed};
 use crate::watchlist::WatchlistReader;
 
 /// Quote requests (or per-ticker chain/earnings requests) a run keeps in flight. Each
@@ -40,18 +45,82 @@ impl WarmJob {
 
 /// A value ready for the cache.
 enum CacheValue {
-    Stock(StockQuote),
+    /// Boxed: a quote is several times the size of the other variants' inline parts.
+    Stock(Box<StockQuote>),
     Options(OptionsChain),
     Earnings(Earnings),
 }
 
+/// Each ticker of a batch and the market whose clock its keys follow.
+type Places<'c> = HashMap<Ticker, Placement<'c>>;
+
+/// The stock key's own record of the market, without reading the rest of the value.
+#[derive(serde::Deserialize)]
+struct RecordedMarket {
+    calendar: Option<String>,
+}
+
+/// A batch's quote TTLs, decided once per market: every value of a batch is decided for the same
+/// instant, so the thousand tickers of one market share one calendar lookup.
+struct QuoteTtls<'c> {
+    kind: QuoteKind,
+    at: DateTime<Utc>,
+    decided: Vec<(&'c Calendar, Ttl)>,
+}
+
+impl<'c> QuoteTtls<'c> {
+    fn new(kind: QuoteKind, at: DateTime<Utc>) -> QuoteTtls<'c> {
+        QuoteTtls {
+            kind,
+            at,
+            decided: Vec::new(),
+        }
+    }
+
+    fn on(&mut self, policy: &TtlPolicy, calendar: &'c Calendar) -> Ttl {
+        if let Some((_, ttl)) = self
+            .decided
+            .iter()
+            .find(|(c, _)| std::ptr::eq(*c, calendar))
+        {
+            return *ttl;
+        }
+        let ttl = policy.quote(self.kind, calendar, self.at).1;
+        self.decided.push((calendar, ttl));
+        ttl
+    }
+}
+
 impl CacheValue {
-    fn ttl(&self, ctx: &RunContext, now: DateTime<Utc>) -> Ttl {
-        let (cal, policy) = (&ctx.shared.calendar, &ctx.shared.policy);
+    /// The value's TTL on the market it is on (`placement`; a fresh quote's own metadata places
+    /// it where its symbol does not). A quote records the market it was placed on.
+    fn ttl<'c>(
+        &mut self,
+        ctx: &'c RunContext,
+        placement: Placement<'c>,
+        quote_ttls: &mut QuoteTtls<'c>,
+    ) -> (Ttl, &'c Calendar) {
+        let (markets, policy) = (&ctx.shared.markets, &ctx.shared.policy);
+        let placed = placement.calendar;
         match self {
-            CacheValue::Stock(_) => policy.stock.ttl(cal, now),
-            CacheValue::Options(_) => policy.options.ttl(cal, now),
-            CacheValue::Earnings(e) => policy.earnings.ttl(cal, now, e.earnings_date),
+            CacheValue::Stock(quote) => {
+                let calendar = match placement.source.by_name() {
+                    true => placed,
+                    false => markets
+                        .by_listing(&quote.listing)
+                        .map_or(placed, |p| p.calendar),
+                };
+                quote.calendar = Some(calendar.id().to_owned());
+                (quote_ttls.on(policy, calendar), calendar)
+            }
+            CacheValue::Options(chain) if chain.expirations.is_empty() => {
+                (policy.options_none(), placed)
+            }
+            CacheValue::Options(_) => (quote_ttls.on(policy, placed), placed),
+            CacheValue::Earnings(e) => {
+                let ttl = policy.earnings.ttl(placed, quote_ttls.at, e.earnings_date);
+                (ttl, placed)
+            }
         }
     }
 
@@ -98,8 +167,9 @@ impl Job for WarmJob {
                 break;
             };
             let batch_len = batch.len() as u64;
-            let due = self.due(ctx, batch, &mut report).await?;
-            let fetched = self.fetch(ctx, &due);
+            let places = self.place(ctx, &batch).await?;
+            let due = self.due(ctx, batch, &places, &mut report).await?;
+            let fetched = self.fetch(ctx, &due, &places);
             let results = match writing.take() {
                 Some(write) => {
                     let (results, written) = tokio::join!(fetched, write);
@@ -108,7 +178,7 @@ impl Job for WarmJob {
                 }
                 None => fetched.await,
             };
-            writing = self.prepare_write(ctx, results, &mut report);
+            writing = self.prepare_write(ctx, results, &places, &mut report);
             ctx.progress.advance(batch_len, report.failed);
         }
 
@@ -152,6 +222,29 @@ fn lifetime(
         .min(policy.earnings.max)
 }
 
+/// Says once per process and market (a log line, and `fcw_market_calendar_expired`) that the
+/// market's shipped data has run out at `now`: it then follows its regular week, without holidays,
+/// until a release brings newer data.
+fn notice_past_data(ctx: &RunContext, calendar: &Calendar, now: DateTime<Utc>) {
+    let Some(last) = calendar.past_data(now) else {
+        return;
+    };
+    let mut noticed = ctx
+        .shared
+        .past_data_noticed
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if noticed.insert(calendar.id().to_owned()) {
+        metrics::market_calendar_expired(calendar.id());
+        tracing::warn!(
+            market = calendar.id(),
+            data_until = %last,
+            then = "its regular week, without holidays, until an upgrade ships newer data",
+            "the market's calendar data has run out"
+        );
+    }
+}
+
 /// Any cached value's `fetched_at`, without reading the rest into memory.
 #[derive(serde::Deserialize)]
 struct Stamp {
@@ -162,18 +255,78 @@ struct Stamp {
 type Write<'a> = std::pin::Pin<Box<dyn Future<Output = Result<u64, JobError>> + Send + 'a>>;
 
 impl WarmJob {
+    /// The quote rules this job's keys follow (earnings keys have their own).
+    fn quote_kind(&self) -> QuoteKind {
+        match self.kind {
+            CacheKind::Options => QuoteKind::Options,
+            CacheKind::Stock | CacheKind::Earnings => QuoteKind::Stock,
+        }
+    }
+
+    /// Places each ticker of `batch` on its market: by its symbol, else by the market the stock
+    /// job recorded in its stock key (from the provider's metadata), else the NYSE. A `--force`d
+    /// stock run skips the read: the quotes it fetches place their tickers.
+    async fn place<'c>(
+        &self,
+        ctx: &'c RunContext,
+        batch: &[Ticker],
+    ) -> Result<Places<'c>, JobError> {
+        let markets = &ctx.shared.markets;
+        let mut places = HashMap::with_capacity(batch.len());
+        let mut unplaced = Vec::new();
+        for ticker in batch {
+            match markets.by_symbol(ticker.as_str()) {
+                Some(p) => {
+                    places.insert(ticker.clone(), p);
+                }
+                None => unplaced.push(ticker),
+            }
+        }
+        let read = !(unplaced.is_empty() || ctx.options.force && self.kind == CacheKind::Stock);
+        let recorded = if read {
+            let keys: Vec<String> = unplaced
+                .iter()
+                .map(|t| keys::cache(CacheKind::Stock, t))
+                .collect();
+            ctx.shared
+                .store
+                .get_each("GET stock markets", &keys)
+                .await?
+        } else {
+            vec![None; unplaced.len()]
+        };
+        for (ticker, value) in unplaced.into_iter().zip(recorded) {
+            let market = value
+                .and_then(|v| codec::decode(&v, codec::MAX_JSON_BYTES).ok())
+                .and_then(|v| serde_json::from_slice::<RecordedMarket>(&v).ok())
+                .and_then(|r| r.calendar);
+            places.insert(ticker.clone(), markets.by_record(market.as_deref()));
+        }
+        let now = ctx.options.now();
+        let mut markets_seen: Vec<&Calendar> = Vec::new();
+        for p in places.values() {
+            if !markets_seen.iter().any(|c| std::ptr::eq(*c, p.calendar)) {
+                markets_seen.push(p.calendar);
+                notice_past_data(ctx, p.calendar, now);
+            }
+        }
+        Ok(places)
+    }
+
     /// The tickers of `batch` that need fetching (all of them with `--force`).
     async fn due(
         &self,
         ctx: &RunContext,
         batch: Vec<Ticker>,
+        places: &Places<'_>,
         report: &mut RunReport,
     ) -> Result<Vec<Ticker>, JobError> {
         let asked = batch.len();
         let due = if ctx.options.force {
             batch
         } else {
-            self.not_fresh(ctx, batch, ctx.options.now()).await?
+            self.not_fresh(ctx, batch, places, ctx.options.now())
+                .await?
         };
         report.skipped_fresh += (asked - due.len()) as u64;
         report.fetched += due.len() as u64;
@@ -200,6 +353,7 @@ impl WarmJob {
         &self,
         ctx: &'a RunContext,
         results: Vec<(Ticker, TickerResult<CacheValue>)>,
+        places: &Places<'a>,
         report: &mut RunReport,
     ) -> Option<Write<'a>> {
         // TTLs are computed when the values are written, not when the batch started.
@@ -208,6 +362,8 @@ impl WarmJob {
         let mut writes = Vec::new();
         let settings = &ctx.shared.settings;
         let strike_window = settings.jobs.options.strike_window;
+        let mut by_market: BTreeMap<&str, u64> = BTreeMap::new();
+        let mut quote_ttls = QuoteTtls::new(self.quote_kind(), now);
         for (ticker, result) in results {
             match result {
                 Ok(Fetched::Found(mut value)) => {
@@ -216,7 +372,12 @@ impl WarmJob {
                         chain.keep_strikes_within(window.0);
                     }
                     let key = keys::cache(self.kind, &ticker);
-                    let ttl = lifetime(ctx, &key, value.ttl(ctx, now), now, horizon);
+                    let placement = places
+                        .get(&ticker)
+                        .copied()
+                        .unwrap_or(ctx.shared.markets.fallback());
+                    let (ttl, calendar) = value.ttl(ctx, placement, &mut quote_ttls);
+                    let ttl = lifetime(ctx, &key, ttl, now, horizon);
                     let json = match value.to_json() {
                         Ok(json) => json,
                         Err(e) => {
@@ -225,10 +386,13 @@ impl WarmJob {
                         }
                     };
                     match codec::encode(&settings.cache, json) {
-                        Ok(stored) => writes.push((
-                            key,
-                            vec![ttl.as_secs().max(1).to_string().into_bytes(), stored],
-                        )),
+                        Ok(stored) => {
+                            *by_market.entry(calendar.id()).or_default() += 1;
+                            writes.push((
+                                key,
+                                vec![ttl.as_secs().max(1).to_string().into_bytes(), stored],
+                            ))
+                        }
                         Err(too_large) => {
                             tracing::warn!(key = %key, size = too_large.size, limit = too_large.limit, "value too large; not written, the previous value stays");
                             report.too_large += 1;
@@ -245,6 +409,10 @@ impl WarmJob {
         }
         if writes.is_empty() {
             return None;
+        }
+        let job = self.name().as_str();
+        for (market, values) in by_market {
+            metrics::written_by_market(job, market, values);
         }
         Some(Box::pin(async move {
             let n = writes.len() as u64;
@@ -287,6 +455,7 @@ impl WarmJob {
         &self,
         ctx: &RunContext,
         batch: Vec<Ticker>,
+        places: &Places<'_>,
         now: DateTime<Utc>,
     ) -> Result<Vec<Ticker>, JobError> {
         let job = self.name().settings(&ctx.shared.settings);
@@ -302,9 +471,11 @@ impl WarmJob {
             .cached_keys("PTTL batch", &keys, read_values)
             .await?;
         let policy = &ctx.shared.policy;
-        let cal = &ctx.shared.calendar;
+        let xnys = ctx.shared.markets.markets().xnys();
+        let mut quote_ttls = QuoteTtls::new(self.quote_kind(), now);
         let mut due = Vec::with_capacity(batch.len());
         for ((ticker, key), cached) in batch.into_iter().zip(&keys).zip(cached_keys) {
+            let cal = places.get(&ticker).map_or(xnys, |p| p.calendar);
             if let Some(kind) = &cached.foreign_type {
                 tracing::warn!(key = %key, r#type = %kind, "a cache key holds another type than a string; it is refetched and overwritten");
                 due.push(ticker);
@@ -315,8 +486,9 @@ impl WarmJob {
                 .value
                 .and_then(|v| codec::decode(&v, codec::MAX_JSON_BYTES).ok());
             let policy_ttl = match self.kind {
-                CacheKind::Stock => policy.stock.ttl(cal, now),
-                CacheKind::Options => policy.options.ttl(cal, now),
+                // An empty chain's long TTL is not known before the value is read: the quote
+                // TTL is the shorter estimate, so the key is refetched no later than it should.
+                CacheKind::Stock | CacheKind::Options => quote_ttls.on(policy, cal),
                 CacheKind::Earnings => {
                     match cached
                         .as_deref()
@@ -357,8 +529,10 @@ impl WarmJob {
         &self,
         ctx: &RunContext,
         due: &[Ticker],
+        places: &Places<'_>,
     ) -> Vec<(Ticker, TickerResult<CacheValue>)> {
         let providers = &ctx.shared.providers;
+        let xnys = ctx.shared.markets.markets().xnys();
         // Owned items: a stream over borrowed ones trips the compiler's Send analysis here.
         match self.kind {
             CacheKind::Stock => {
@@ -370,7 +544,7 @@ impl WarmJob {
                     .map(|chunk| async move { providers.quotes(&chunk).await })
                     .buffer_unordered(IN_FLIGHT)
                     .flat_map(futures_util::stream::iter)
-                    .map(|(t, r)| (t, r.map(|f| f.map(CacheValue::Stock))))
+                    .map(|(t, r)| (t, r.map(|f| f.map(|q| CacheValue::Stock(Box::new(q))))))
                     .collect()
                     .await
             }
@@ -387,7 +561,9 @@ impl WarmJob {
             CacheKind::Earnings => {
                 futures_util::stream::iter(due.to_vec())
                     .map(|t| async move {
-                        let r = providers.earnings(&t).await;
+                        // Earnings dates are days in the listing's own zone.
+                        let zone = places.get(&t).map_or(xnys, |p| p.calendar).timezone();
+                        let r = providers.earnings(&t, zone).await;
                         (t, r.map(|f| f.map(CacheValue::Earnings)))
                     })
                     .buffer_unordered(IN_FLIGHT)

@@ -3,6 +3,7 @@
 //! providers and the chains built from them depend on this; it depends on none of them.
 
 use async_trait::async_trait;
+use chrono_tz::Tz;
 
 use crate::model::{Earnings, OptionsChain, StockQuote};
 use crate::ticker::Ticker;
@@ -156,8 +157,8 @@ pub trait Provider: Send + Sync {
     /// The chain for the `expirations` nearest expiries (0 = all).
     async fn options(&self, ticker: &Ticker, expirations: usize) -> TickerResult<OptionsChain>;
 
-    /// The next earnings date.
-    async fn earnings(&self, ticker: &Ticker) -> TickerResult<Earnings>;
+    /// The next earnings date, as a date in `zone` (the listing's own time zone).
+    async fn earnings(&self, ticker: &Ticker, zone: Tz) -> TickerResult<Earnings>;
 }
 
 /// A provider that cannot be set up (bad replay directory, TLS setup).

@@ -127,10 +127,12 @@ impl Providers {
         .await
     }
 
-    pub async fn earnings(&self, ticker: &Ticker) -> TickerResult<Earnings> {
+    /// The next earnings date through the earnings chain, as a date in `zone`, the listing's own
+    /// time zone (an ASX report falls on a Sydney date).
+    pub async fn earnings(&self, ticker: &Ticker, zone: Tz) -> TickerResult<Earnings> {
         first_found(&self.earnings, |p| {
             let ticker = ticker.clone();
-            async move { p.earnings(&ticker).await }
+            async move { p.earnings(&ticker, zone).await }
         })
         .await
     }

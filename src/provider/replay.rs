@@ -12,7 +12,7 @@ use chrono::Utc;
 use chrono_tz::Tz;
 use serde_json::Value;
 
-use crate::model::{Earnings, OptionsChain, StockQuote};
+use crate::model::{Earnings, Listing, OptionsChain, StockQuote};
 use crate::provider::api::{Fetched, Provider, ProviderError, SetupError, TickerResult};
 use crate::provider::http::Reply;
 use crate::provider::yahoo::{self, OptionsPage};
@@ -105,7 +105,8 @@ struct Recording<T> {
 pub struct Replay {
     quotes: Vec<Recording<StockQuote>>,
     options: Vec<Recording<OptionsPage>>,
-    earnings: Vec<Recording<Earnings>>,
+    /// Kept as answers, not values: their dates are read in the zone each call asks for.
+    earnings: Vec<Recording<Reply>>,
 }
 
 impl Replay {
@@ -186,9 +187,8 @@ impl Replay {
                 return;
             };
             let status = if name.contains("_404_") { 404 } else { 200 };
-            if let Ok(Fetched::Found(value)) =
-                yahoo::parse_earnings(&Reply::recorded(status, body), &symbol, tz, NAME, now)
-            {
+            let value = Reply::recorded(status, body);
+            if let Ok(Fetched::Found(_)) = yahoo::parse_earnings(&value, &symbol, tz, NAME, now) {
                 self.earnings.push(Recording { symbol, value });
             }
         }
@@ -252,7 +252,12 @@ impl Provider for Replay {
         tickers
             .iter()
             .map(|ticker| {
-                let mut quote = pick(&self.quotes, ticker).value.clone();
+                let recording = pick(&self.quotes, ticker);
+                let mut quote = recording.value.clone();
+                if recording.symbol != *ticker {
+                    // Another instrument's listing would put the ticker on that one's market.
+                    quote.listing = Listing::default();
+                }
                 quote.symbol = ticker.to_string();
                 quote.fetched_at = Utc::now();
                 let result = quote
@@ -283,10 +288,14 @@ impl Provider for Replay {
         Ok(Fetched::Found(chain))
     }
 
-    async fn earnings(&self, ticker: &Ticker) -> TickerResult<Earnings> {
-        let mut earnings = pick(&self.earnings, ticker).value.clone();
-        earnings.symbol = ticker.to_string();
-        earnings.fetched_at = Utc::now();
-        Ok(Fetched::Found(earnings))
+    async fn earnings(&self, ticker: &Ticker, zone: Tz) -> TickerResult<Earnings> {
+        // Parsed for the ticker asked, which relabels the recording.
+        yahoo::parse_earnings(
+            &pick(&self.earnings, ticker).value,
+            ticker,
+            zone,
+            NAME,
+            Utc::now(),
+        )
     }
 }

@@ -5,6 +5,7 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
+use chrono_tz::Tz;
 use reqwest::header::{ACCEPT, HeaderMap, HeaderValue};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
@@ -13,8 +14,8 @@ use url::Url;
 
 use crate::config::ProviderSettings;
 use crate::model::{
-    Earnings, ExpiryChain, Greeks, OptionContract, OptionsChain, SCHEMA_VERSION, StockQuote,
-    in_the_money,
+    Earnings, ExpiryChain, Greeks, Listing, OptionContract, OptionsChain, SCHEMA_VERSION,
+    StockQuote, in_the_money,
 };
 use crate::provider::api::{
     Fetched, Provider, ProviderError, TickerResult, comma_separated, count,
@@ -133,7 +134,7 @@ impl Provider for Tradier {
         Ok(Fetched::Found(chain))
     }
 
-    async fn earnings(&self, _ticker: &Ticker) -> TickerResult<Earnings> {
+    async fn earnings(&self, _ticker: &Ticker, _zone: Tz) -> TickerResult<Earnings> {
         Err(ProviderError::Unsupported {
             provider: NAME,
             kind: "earnings",
@@ -178,6 +179,9 @@ struct RawQuote {
     /// Milliseconds since the epoch.
     trade_date: Option<i64>,
     exch: Option<String>,
+    /// `stock`, `etf`, `option` in the recordings.
+    #[serde(rename = "type")]
+    kind: Option<String>,
 }
 
 /// Parses a quotes answer for the tickers asked; a symbol missing from it is unknown.
@@ -225,11 +229,24 @@ fn quote_from_entry(entry: Value, ticker: &Ticker, now: DateTime<Utc>) -> Ticker
         change: raw.change,
         change_percent: raw.change_percentage,
         currency: None,
-        exchange: raw.exch,
+        exchange: raw.exch.clone(),
         market_state: None,
         market_time: raw.trade_date.and_then(DateTime::from_timestamp_millis),
         volume: count(raw.volume),
+        // The recorded quotes carry no extended-hours fields.
+        pre_market_price: None,
+        pre_market_change_percent: None,
+        pre_market_time: None,
+        post_market_price: None,
+        post_market_change_percent: None,
+        post_market_time: None,
+        calendar: None,
         earnings_date: None,
+        listing: Listing {
+            quote_type: raw.kind,
+            exchange: raw.exch,
+            timezone: None,
+        },
     };
     quote
         .validate(ticker)

@@ -1,16 +1,19 @@
 //! How much of the watchlist each cache kind covers: one pipelined `PTTL` per key, a batch at a time.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::report::{Coverage, EXPIRING_SOON_MS, MISSING_NAMED, TtlHistogram, WatchlistSummary};
 use crate::keys::{self, CacheKind};
+use crate::market::Resolver;
 use crate::store::{Store, StoreError};
 use crate::watchlist::WatchlistReader;
 
 /// Walks the watchlist and counts, per kind, which tickers have a cache key and how long it has
-/// left: one `SSCAN` page and one pipelined `PTTL` batch at a time, so memory stays flat.
+/// left, and which markets' clocks the tickers follow: one `SSCAN` page and one pipelined `PTTL`
+/// batch at a time, so memory stays flat.
 pub async fn coverage(
     store: &Store,
+    markets: &Resolver,
     scan_count: u32,
     batch_size: usize,
 ) -> Result<(WatchlistSummary, Vec<Coverage>), StoreError> {
@@ -31,8 +34,17 @@ pub async fn coverage(
         })
         .collect();
     let mut tickers = 0;
+    let mut calendars: BTreeMap<String, u64> = BTreeMap::new();
     while let Some(batch) = reader.next_batch(batch_size.max(1)).await? {
         tickers += batch.len() as u64;
+        for ticker in &batch {
+            // By the symbol rules alone: reading each stock value for the market the provider's
+            // metadata gave would cost this walk far more than its PTTLs.
+            let placed = markets.resolve(ticker.as_str(), None);
+            *calendars
+                .entry(placed.calendar.id().to_owned())
+                .or_default() += 1;
+        }
         let cache_keys: Vec<String> = CacheKind::ALL
             .into_iter()
             .flat_map(|kind| batch.iter().map(move |t| keys::cache(kind, t)))
@@ -66,6 +78,7 @@ pub async fn coverage(
         tickers,
         invalid: counts.invalid,
         duplicates: counts.duplicates,
+        calendars,
     };
     let coverage = kinds
         .into_iter()

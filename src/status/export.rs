@@ -36,6 +36,7 @@ pub async fn export(
             }
             let (watchlist, kinds) = coverage(
                 store,
+                &shared.markets,
                 settings.scheduler.scan_count,
                 settings.scheduler.batch_size as usize,
             )

@@ -10,6 +10,7 @@ use crate::jobs::JobName;
 use crate::keys;
 use crate::runner::record::{self, rfc3339_ms};
 use crate::schedule::next_fire;
+use crate::startup;
 use crate::store::{Store, StoreError};
 
 /// Gathers the report.
@@ -25,6 +26,7 @@ pub async fn gather(
     }
     let (watchlist, mut coverage) = coverage(
         store,
+        &startup::resolver(settings),
         settings.scheduler.scan_count,
         settings.scheduler.batch_size as usize,
     )
@@ -134,7 +136,7 @@ pub(super) async fn locks(
         .zip(values)
         .filter_map(|(key, value)| {
             let value = value?;
-            let holder: serde_json::Value = serde_json::from_str(&value).unwrap_or_default();
+            let holder: serde_json::Value = serde_json::from_slice(&value).unwrap_or_default();
             Some(LockHolder {
                 key,
                 host: holder["host"].as_str().map(str::to_owned),

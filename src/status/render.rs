@@ -136,6 +136,14 @@ pub fn render(
         "\nCache coverage of {} ({} tickers; {} members, {} invalid, {} duplicates)",
         w.key, w.tickers, w.members, w.invalid, w.duplicates
     );
+    if !w.calendars.is_empty() {
+        let mix: Vec<String> = w
+            .calendars
+            .iter()
+            .map(|(m, n)| format!("{m} {n}"))
+            .collect();
+        let _ = writeln!(text, "Markets: {}", mix.join(", "));
+    }
     let mut rows = vec![
         [
             "KIND",

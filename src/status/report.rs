@@ -1,5 +1,7 @@
 //! The report `status` prints and `status --json` serialises: per job, the watchlist, coverage.
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
@@ -62,6 +64,10 @@ pub struct WatchlistSummary {
     pub tickers: u64,
     pub invalid: u64,
     pub duplicates: u64,
+    /// Tickers by the market whose clock they follow, by the symbol rules and
+    /// `markets.tickers`; those the rules do not place count as XNYS (the stock job may still
+    /// place some by the provider's metadata).
+    pub calendars: BTreeMap<String, u64>,
 }
 
 /// How much of the watchlist one kind of cache key covers.

@@ -88,18 +88,31 @@ impl Store {
         .await
     }
 
-    /// `GET` of each key in one round trip; `None` for a missing one.
+    /// `GET` of each key in one round trip, as bytes; `None` for a missing one or one of another
+    /// type (its `WRONGTYPE` fails no other key). Any other refusal (an ACL, say) fails the read.
     pub async fn get_each(
         &self,
         what: &'static str,
         keys: &[String],
-    ) -> Result<Vec<Option<String>>, StoreError> {
-        Ok(self
-            .each_key(what, "GET", keys)
+    ) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        let cmds: Vec<Cmd> = keys
+            .iter()
+            .map(|k| redis::cmd("GET").arg(k).to_owned())
+            .collect();
+        self.batch_each(what, &cmds)
             .await?
             .into_iter()
-            .map(|v| redis::from_redis_value(v).ok())
-            .collect())
+            .map(|reply| {
+                if let Value::ServerError(e) = &reply
+                    && foreign_type(&reply).is_none()
+                {
+                    return Err(self.refused(what, e.clone()));
+                }
+                Ok(redis::from_redis_value::<Option<Vec<u8>>>(reply)
+                    .ok()
+                    .flatten())
+            })
+            .collect()
     }
 
     /// `PTTL` of each key in one round trip (-2 when missing).

@@ -16,6 +16,7 @@ mod freshness;
 mod integrity;
 mod jobs;
 mod layering;
+mod markets;
 mod ops;
 mod parsers_fuzz;
 mod providers;

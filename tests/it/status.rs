@@ -99,7 +99,7 @@ async fn after_successful_runs_status_is_healthy_and_shows_each_run_and_full_cov
     assert_eq!(integrity["outcome"], "ok");
     assert_eq!(
         report["watchlist"],
-        serde_json::json!({"key": "finance:watchlist", "members": 5, "tickers": 4, "invalid": 1, "duplicates": 0})
+        serde_json::json!({"key": "finance:watchlist", "members": 5, "tickers": 4, "invalid": 1, "duplicates": 0, "calendars": {"XNYS": 4}})
     );
 
     let (code, text, err) = run(&mut fcw_on(&server, &["status"]));

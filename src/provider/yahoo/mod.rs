@@ -226,7 +226,7 @@ impl Provider for Yahoo {
         Ok(Fetched::Found(chain))
     }
 
-    async fn earnings(&self, ticker: &Ticker) -> TickerResult<Earnings> {
+    async fn earnings(&self, ticker: &Ticker, zone: Tz) -> TickerResult<Earnings> {
         let mut query = vec![("modules", "calendarEvents")];
         query.extend(PLAIN);
         let url = endpoint_url(
@@ -235,7 +235,7 @@ impl Provider for Yahoo {
             &query,
         );
         let reply = self.get_with_crumb("earnings", &url).await?;
-        parse_earnings(&reply, ticker, self.tz, NAME, Utc::now())
+        parse_earnings(&reply, ticker, zone, NAME, Utc::now())
     }
 }
 

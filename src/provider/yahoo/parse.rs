@@ -9,7 +9,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use crate::model::{
-    Earnings, ExpiryChain, OptionContract, OptionsChain, SCHEMA_VERSION, StockQuote,
+    Earnings, ExpiryChain, Listing, OptionContract, OptionsChain, SCHEMA_VERSION, StockQuote,
 };
 use crate::provider::api::{Fetched, ProviderError, TickerResult, count};
 use crate::provider::http::Reply;
@@ -20,6 +20,11 @@ pub(super) const NAME: &str = "yahoo";
 
 pub(super) fn date_in(epoch: i64, tz: Tz) -> Option<NaiveDate> {
     DateTime::from_timestamp(epoch, 0).map(|t| t.with_timezone(&tz).date_naive())
+}
+
+/// Yahoo's times are epoch seconds.
+fn epoch_time(epoch: Option<i64>) -> Option<DateTime<Utc>> {
+    epoch.and_then(|t| DateTime::from_timestamp(t, 0))
 }
 
 // ---- v7 quote -------------------------------------------------------------------------------
@@ -57,12 +62,20 @@ struct RawQuote {
     market_state: Option<String>,
     regular_market_time: Option<i64>,
     regular_market_volume: Option<f64>,
+    pre_market_price: Option<f64>,
+    pre_market_change_percent: Option<f64>,
+    pre_market_time: Option<i64>,
+    post_market_price: Option<f64>,
+    post_market_change_percent: Option<f64>,
+    post_market_time: Option<i64>,
+    exchange_timezone_name: Option<String>,
     earnings_timestamp_start: Option<i64>,
 }
 
 /// Parses a v7 quote answer for the tickers asked: a ticker missing from `result`, or present
 /// as `quoteType: "NONE"` without a price, is unknown; one entry that does not parse or
-/// validate fails only that ticker.
+/// validate fails only that ticker. `tz` dates the earnings of an entry without a usable
+/// `exchangeTimezoneName`.
 pub fn parse_quotes(
     reply: &Reply,
     asked: &[Ticker],
@@ -114,6 +127,13 @@ pub(super) fn quote_from_entry(
     if raw.quote_type.as_deref() == Some("NONE") {
         return Ok(Fetched::Unknown);
     }
+    // An earnings date is a date where the instrument trades (an ASX report is on a Sydney
+    // date); the configured zone is only the fallback for an entry that does not name its own.
+    let zone = raw
+        .exchange_timezone_name
+        .as_deref()
+        .and_then(|name| name.parse::<Tz>().ok())
+        .unwrap_or(tz);
     let quote = StockQuote {
         schema_version: SCHEMA_VERSION,
         symbol: raw.symbol.to_ascii_uppercase(),
@@ -124,13 +144,23 @@ pub(super) fn quote_from_entry(
         change: raw.regular_market_change,
         change_percent: raw.regular_market_change_percent,
         currency: raw.currency,
-        exchange: raw.exchange,
+        exchange: raw.exchange.clone(),
         market_state: raw.market_state,
-        market_time: raw
-            .regular_market_time
-            .and_then(|t| DateTime::from_timestamp(t, 0)),
+        market_time: epoch_time(raw.regular_market_time),
         volume: count(raw.regular_market_volume),
-        earnings_date: raw.earnings_timestamp_start.and_then(|t| date_in(t, tz)),
+        pre_market_price: raw.pre_market_price,
+        pre_market_change_percent: raw.pre_market_change_percent,
+        pre_market_time: epoch_time(raw.pre_market_time),
+        post_market_price: raw.post_market_price,
+        post_market_change_percent: raw.post_market_change_percent,
+        post_market_time: epoch_time(raw.post_market_time),
+        calendar: None,
+        earnings_date: raw.earnings_timestamp_start.and_then(|t| date_in(t, zone)),
+        listing: Listing {
+            quote_type: raw.quote_type,
+            exchange: raw.exchange,
+            timezone: raw.exchange_timezone_name,
+        },
     };
     quote
         .validate(ticker)
@@ -161,6 +191,8 @@ struct ChartMeta {
     symbol: String,
     currency: Option<String>,
     exchange_name: Option<String>,
+    instrument_type: Option<String>,
+    exchange_timezone_name: Option<String>,
     regular_market_price: Option<f64>,
     regular_market_time: Option<i64>,
     regular_market_volume: Option<f64>,
@@ -204,13 +236,24 @@ pub fn parse_chart(reply: &Reply, ticker: &Ticker, now: DateTime<Utc>) -> Ticker
         change,
         change_percent,
         currency: meta.currency,
-        exchange: meta.exchange_name,
+        exchange: meta.exchange_name.clone(),
         market_state: None,
-        market_time: meta
-            .regular_market_time
-            .and_then(|t| DateTime::from_timestamp(t, 0)),
+        market_time: epoch_time(meta.regular_market_time),
         volume: count(meta.regular_market_volume),
+        // The chart's meta has no extended-hours prices.
+        pre_market_price: None,
+        pre_market_change_percent: None,
+        pre_market_time: None,
+        post_market_price: None,
+        post_market_change_percent: None,
+        post_market_time: None,
+        calendar: None,
         earnings_date: None,
+        listing: Listing {
+            quote_type: meta.instrument_type,
+            exchange: meta.exchange_name,
+            timezone: meta.exchange_timezone_name,
+        },
     };
     quote
         .validate(ticker)
@@ -439,11 +482,12 @@ struct EarningsEvents {
 /// Parses a quoteSummary `calendarEvents` answer. `earningsDate[]` is the next date (two
 /// entries: a window); `earningsCallDate` is the past call and is ignored. A 404 "No
 /// fundamentals data found" means the instrument has no earnings (ETF, crypto, FX): cached as
-/// `earnings_date: null`. Other 404s and an empty result are an unknown symbol.
+/// `earnings_date: null`. Other 404s and an empty result are an unknown symbol. The dates are
+/// read in `zone`, the listing's own time zone: the answer does not name one.
 pub fn parse_earnings(
     reply: &Reply,
     ticker: &Ticker,
-    tz: Tz,
+    zone: Tz,
     source: &str,
     now: DateTime<Utc>,
 ) -> TickerResult<Earnings> {
@@ -488,7 +532,7 @@ pub fn parse_earnings(
             let dates: Vec<NaiveDate> = events
                 .earnings_date
                 .iter()
-                .filter_map(|t| date_in(*t, tz))
+                .filter_map(|t| date_in(*t, zone))
                 .collect();
             if events.earnings_date.len() != dates.len() {
                 return Err(ProviderError::malformed(

@@ -26,6 +26,8 @@ async fn polygon_quotes_and_chains_with_the_key_in_a_header() {
         (q.price, q.previous_close, q.change, q.volume),
         (159.99, Some(163.64), Some(-3.65), Some(68_840_127))
     );
+    // The snapshot says nothing of the listing: the market comes from the symbol.
+    assert_eq!(q.listing, Default::default());
     assert_schema("stock", &serde_json::to_value(q).unwrap());
 
     // Page 1 is the recorded chain snapshot with a `next_url`, the field every recorded v3 list
@@ -178,8 +180,25 @@ async fn tradier_quotes_one_or_many_and_chains_with_greeks() {
         (25.5, Some(25.22), Some("N"))
     );
     assert_schema("stock", &serde_json::to_value(pltr).unwrap());
+    // Tradier's own words for the listing; it names no time zone and no extended hours.
+    assert_eq!(
+        (
+            pltr.listing.quote_type.as_deref(),
+            pltr.listing.exchange.as_deref(),
+            pltr.listing.timezone.as_deref()
+        ),
+        (Some("stock"), Some("N"), None)
+    );
+    assert_eq!(
+        (pltr.pre_market_price, pltr.post_market_price),
+        (None, None)
+    );
     let many = p.quotes(&[t("SPY")]).await;
-    assert_eq!(found(quote_of(&many, "SPY")).price, 547.94);
+    let spy = found(quote_of(&many, "SPY"));
+    assert_eq!(
+        (spy.price, spy.listing.quote_type.as_deref()),
+        (547.94, Some("etf"))
+    );
 
     // Asked for the nearest expiry (2024-06-28), the server answers with 2024-12-20 contracts:
     // rejected, nothing written.

@@ -4,6 +4,7 @@
 
 mod keyed;
 mod limits;
+mod markets;
 mod replay;
 mod yahoo;
 

@@ -2,6 +2,10 @@
 
 use super::*;
 
+use chrono_tz::America::New_York;
+use chrono_tz::Asia::Tokyo;
+use finance_cache_warmer::model::Listing;
+
 #[tokio::test]
 async fn replay_maps_any_ticker_onto_a_recording() {
     let mut s = Settings::defaults().unwrap();
@@ -46,15 +50,55 @@ async fn replay_maps_any_ticker_onto_a_recording() {
         }
         assert_schema("options", &serde_json::to_value(chain).unwrap());
     }
-    let qqq = p.earnings(&t("QQQ")).await;
+    let qqq = p.earnings(&t("QQQ"), New_York).await;
     assert_eq!(
         found(&qqq).earnings_date,
         None,
         "QQQ's recording is a 404 no-fundamentals"
     );
-    let abbv = p.earnings(&t("ABBV")).await;
+    let abbv = p.earnings(&t("ABBV"), New_York).await;
     assert!(found(&abbv).earnings_date.is_some());
     assert_schema("earnings", &serde_json::to_value(found(&abbv)).unwrap());
+}
+
+#[tokio::test]
+async fn replay_keeps_a_listing_only_on_its_own_recording_and_dates_earnings_in_the_zone_asked() {
+    let mut s = Settings::defaults().unwrap();
+    s.provider.stock = vec![ProviderName::Replay];
+    s.provider.earnings = vec![ProviderName::Replay];
+    let p = providers(&s);
+    let results = p.quotes(&[t("AAPL"), t("ZZZZ")]).await;
+    let aapl = found(quote_of(&results, "AAPL"));
+    assert_eq!(
+        aapl.listing,
+        Listing {
+            quote_type: Some("EQUITY".into()),
+            exchange: Some("NMS".into()),
+            timezone: Some("America/New_York".into()),
+        }
+    );
+    // Another instrument's recording says nothing about where ZZZZ trades.
+    assert_eq!(
+        found(quote_of(&results, "ZZZZ")).listing,
+        Listing::default()
+    );
+    // GOOG's earningsDate [1745438400, 1745870400] are 16:00 New York, 05:00 next day Tokyo.
+    for (zone, start, end) in [
+        (New_York, "2025-04-23", "2025-04-28"),
+        (Tokyo, "2025-04-24", "2025-04-29"),
+    ] {
+        let goog = p.earnings(&t("GOOG"), zone).await;
+        let goog = found(&goog);
+        assert_eq!(
+            (goog.earnings_date, goog.earnings_date_end),
+            (Some(start.parse().unwrap()), Some(end.parse().unwrap())),
+            "{zone}"
+        );
+        assert_eq!(goog.source, "replay");
+    }
+    // A relabelled recording carries the ticker asked for.
+    let other = p.earnings(&t("ZZZZ"), New_York).await;
+    assert_eq!(found(&other).symbol, "ZZZZ");
 }
 
 #[test]

@@ -2,6 +2,8 @@
 
 use super::*;
 
+use chrono_tz::America::New_York;
+
 #[tokio::test]
 async fn yahoo_quotes_are_batched_with_one_shared_crumb() {
     let server = MockServer::start().await;
@@ -298,14 +300,14 @@ async fn earnings_come_from_calendar_events_and_404s_mean_none_or_unknown() {
             .await;
     }
     let p = providers(&settings(&server));
-    let aapl = p.earnings(&t("AAPL")).await;
+    let aapl = p.earnings(&t("AAPL"), New_York).await;
     let aapl = found(&aapl);
     // earningsDate [2025-04-30 06:59 EDT, 2025-05-05 08:00 EDT]: an estimated window.
     assert_eq!(aapl.earnings_date, Some("2025-04-30".parse().unwrap()));
     assert_eq!(aapl.earnings_date_end, Some("2025-05-05".parse().unwrap()));
     assert_eq!(aapl.is_estimate, Some(true));
     assert_schema("earnings", &serde_json::to_value(aapl).unwrap());
-    let spot = p.earnings(&t("SPOT")).await;
+    let spot = p.earnings(&t("SPOT"), New_York).await;
     let spot = found(&spot);
     assert_eq!(
         (spot.earnings_date, spot.earnings_date_end),
@@ -315,7 +317,7 @@ async fn earnings_come_from_calendar_events_and_404s_mean_none_or_unknown() {
         )
     );
     for sym in ["QQQ", "EURUSD=X"] {
-        let none = p.earnings(&t(sym)).await;
+        let none = p.earnings(&t(sym), New_York).await;
         let none = found(&none);
         assert_eq!(
             (none.earnings_date, none.earnings_date_end),
@@ -324,6 +326,6 @@ async fn earnings_come_from_calendar_events_and_404s_mean_none_or_unknown() {
         );
         assert_schema("earnings", &serde_json::to_value(none).unwrap());
     }
-    assert_eq!(p.earnings(&t("QQQX")).await, Ok(Fetched::Unknown));
-    assert_eq!(p.earnings(&t("ZZZZ")).await, Ok(Fetched::Unknown));
+    assert_eq!(p.earnings(&t("QQQX"), New_York).await, Ok(Fetched::Unknown));
+    assert_eq!(p.earnings(&t("ZZZZ"), New_York).await, Ok(Fetched::Unknown));
 }

@@ -1,4 +1,4 @@
-//! The NYSE trading calendar: which days are sessions, and when each opens and closes.
+//! The NYSE by its rules: which days are sessions, and when each opens and closes.
 //!
 //! Regular sessions run 09:30-16:00 in the exchange's time zone (America/New_York), Monday to
 //! Friday, except holidays. Holidays follow the exchange's rules with weekend observance; early
@@ -9,15 +9,20 @@
 
 use std::collections::BTreeSet;
 
-use chrono::{
-    DateTime, Datelike, Days, LocalResult, NaiveDate, NaiveTime, Offset, TimeZone, Utc, Weekday,
-};
+use chrono::{DateTime, Datelike, Days, NaiveDate, NaiveTime, Utc, Weekday};
 use chrono_tz::Tz;
+
+use super::session::{Closure, Session, local_instant};
 
 /// Regular session hours, exchange local time.
 const OPEN: NaiveTime = NaiveTime::from_hms_opt(9, 30, 0).unwrap();
 const CLOSE: NaiveTime = NaiveTime::from_hms_opt(16, 0, 0).unwrap();
 const EARLY_CLOSE: NaiveTime = NaiveTime::from_hms_opt(13, 0, 0).unwrap();
+/// US extended hours on session days: pre-market from 04:00, post-market to 20:00 (17:00 after
+/// an early close), as the exchanges' extended sessions and Yahoo's PRE/POST states run.
+const PRE_MARKET: NaiveTime = NaiveTime::from_hms_opt(4, 0, 0).unwrap();
+const POST_MARKET_END: NaiveTime = NaiveTime::from_hms_opt(20, 0, 0).unwrap();
+const EARLY_POST_MARKET_END: NaiveTime = NaiveTime::from_hms_opt(17, 0, 0).unwrap();
 
 /// Closures that no rule predicts, as the NYSE announced them.
 const UNSCHEDULED_CLOSURES: &[((i32, u32, u32), &str)] = &[
@@ -39,68 +44,19 @@ const UNSCHEDULED_CLOSURES: &[((i32, u32, u32), &str)] = &[
 /// Early closes that no rule predicts.
 const UNSCHEDULED_EARLY_CLOSES: &[(i32, u32, u32)] = &[(2003, 12, 26)];
 
-/// More closed weekdays in a row than this cannot happen: rules close at most 4 days around a
-/// weekend, unscheduled closures at most 4, and `market.extra_holidays` is capped well below.
-const MAX_CLOSED_RUN_DAYS: u64 = 400;
-
-/// Why a day has no session.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Closure {
-    Weekend,
-    /// A rule-based exchange holiday (its name).
-    Holiday(&'static str),
-    /// A closure shipped as data (its reason).
-    Unscheduled(&'static str),
-    /// A date from `market.extra_holidays`.
-    Extra,
-}
-
-impl Closure {
-    pub fn describe(self) -> &'static str {
-        match self {
-            Closure::Weekend => "weekend",
-            Closure::Holiday(name) | Closure::Unscheduled(name) => name,
-            Closure::Extra => "market.extra_holidays",
-        }
-    }
-}
-
-/// One trading session.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Session {
-    pub date: NaiveDate,
-    pub open: DateTime<Utc>,
-    pub close: DateTime<Utc>,
-    pub early_close: bool,
-}
-
-/// Where the market stands at an instant.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MarketState {
-    /// Inside `session` (open <= t < close).
-    Open { session: Session },
-    /// Between sessions; `next` is the next one to open.
-    Closed { next: Session },
-}
-
-/// The trading calendar in the exchange's time zone.
+/// The NYSE's rules, in the exchange's time zone.
 #[derive(Debug, Clone)]
-pub struct Calendar {
+pub struct Nyse {
     tz: Tz,
     extra_holidays: BTreeSet<NaiveDate>,
 }
 
-impl Calendar {
-    pub fn new(tz: Tz, extra_holidays: impl IntoIterator<Item = NaiveDate>) -> Calendar {
-        Calendar {
+impl Nyse {
+    pub fn new(tz: Tz, extra_holidays: impl IntoIterator<Item = NaiveDate>) -> Nyse {
+        Nyse {
             tz,
             extra_holidays: extra_holidays.into_iter().collect(),
         }
-    }
-
-    /// The NYSE in America/New_York with no operator-added holidays.
-    pub fn nyse() -> Calendar {
-        Calendar::new(chrono_tz::America::New_York, [])
     }
 
     pub fn timezone(&self) -> Tz {
@@ -136,69 +92,28 @@ impl Calendar {
         Some(Session {
             date,
             open: self.instant(date, OPEN),
+            break_start: None,
+            break_end: None,
             close: self.instant(date, if early_close { EARLY_CLOSE } else { CLOSE }),
             early_close,
         })
     }
 
-    /// Every session from `from` to `to`, both included.
-    pub fn sessions(&self, from: NaiveDate, to: NaiveDate) -> impl Iterator<Item = Session> + '_ {
-        from.iter_days()
-            .take_while(move |d| *d <= to)
-            .filter_map(|d| self.session(d))
-    }
-
-    /// The first session on or after `date`.
-    pub fn session_on_or_after(&self, date: NaiveDate) -> Session {
-        date.iter_days()
-            .take(MAX_CLOSED_RUN_DAYS as usize)
-            .find_map(|d| self.session(d))
-            .expect("a session within MAX_CLOSED_RUN_DAYS: extra_holidays is capped")
-    }
-
-    /// Open or closed at `t`, with the session that bounds the state.
-    pub fn state_at(&self, t: DateTime<Utc>) -> MarketState {
-        let today = t.with_timezone(&self.tz).date_naive();
-        let candidate = self.session_on_or_after(today);
-        if candidate.close <= t {
-            // Today's session is over: the next one starts tomorrow or later.
-            let tomorrow = today.checked_add_days(Days::new(1)).unwrap_or(today);
-            return MarketState::Closed {
-                next: self.session_on_or_after(tomorrow),
-            };
-        }
-        if candidate.open <= t {
-            MarketState::Open { session: candidate }
+    /// The extended-hours window around `session`: pre-market start to post-market end.
+    pub fn extended(&self, session: &Session) -> (DateTime<Utc>, DateTime<Utc>) {
+        let end = if session.early_close {
+            EARLY_POST_MARKET_END
         } else {
-            MarketState::Closed { next: candidate }
-        }
+            POST_MARKET_END
+        };
+        (
+            self.instant(session.date, PRE_MARKET),
+            self.instant(session.date, end),
+        )
     }
 
-    /// The session after the one on `date` (or the first after `date` if it has none).
-    pub fn next_session_after(&self, date: NaiveDate) -> Session {
-        self.session_on_or_after(date.checked_add_days(Days::new(1)).unwrap_or(date))
-    }
-
-    /// Local midnight starting `date`, in UTC.
-    pub fn start_of_day(&self, date: NaiveDate) -> DateTime<Utc> {
-        self.instant(date, NaiveTime::MIN)
-    }
-
-    /// A wall-clock time on `date` in the exchange's zone, as UTC.
     fn instant(&self, date: NaiveDate, time: NaiveTime) -> DateTime<Utc> {
-        let local = date.and_time(time);
-        match self.tz.from_local_datetime(&local) {
-            LocalResult::Single(t) | LocalResult::Ambiguous(t, _) => t.with_timezone(&Utc),
-            // In a DST gap (never at 00:00, 09:30, 13:00 or 16:00 in New York): read the wall
-            // clock with the offset in force before the gap, which lands as far past the gap's
-            // end as the time is past its start.
-            LocalResult::None => {
-                let before = self
-                    .tz
-                    .offset_from_utc_datetime(&(local - chrono::Duration::days(1)));
-                (local - chrono::Duration::seconds(before.fix().local_minus_utc().into())).and_utc()
-            }
-        }
+        local_instant(self.tz, date, time)
     }
 }
 
@@ -325,7 +240,7 @@ mod tests {
 
     #[test]
     fn observance_rules() {
-        let cal = Calendar::nyse();
+        let cal = Nyse::new(chrono_tz::America::New_York, []);
         // New Year's Day on a Saturday (2022): not observed on Friday 2021-12-31.
         assert!(cal.session(date("2021-12-31")).is_some());
         // On a Sunday (2023): observed Monday.
@@ -353,8 +268,9 @@ mod tests {
 
     #[test]
     fn extra_holidays_close_the_market() {
-        let cal = Calendar::new(chrono_tz::America::New_York, [date("2026-12-01")]);
+        let cal = Nyse::new(chrono_tz::America::New_York, [date("2026-12-01")]);
         assert_eq!(cal.closure(date("2026-12-01")), Some(Closure::Extra));
-        assert!(Calendar::nyse().session(date("2026-12-01")).is_some());
+        let plain = Nyse::new(chrono_tz::America::New_York, []);
+        assert!(plain.session(date("2026-12-01")).is_some());
     }
 }
