@@ -12,6 +12,7 @@ use chrono::Utc;
 use chrono_tz::Tz;
 use serde_json::Value;
 
+use crate::keys::CacheKind;
 use crate::model::{Earnings, Listing, OptionsChain, StockQuote};
 use crate::provider::api::{Fetched, Provider, ProviderError, SetupError, TickerResult};
 use crate::provider::http::Reply;
@@ -41,6 +42,30 @@ const EMBEDDED: &[(&str, &[u8])] = &[
     (
         "quote_MSFT_fields_beta.json",
         include_bytes!("../../tests/fixtures/yahoo/quote_MSFT_fields_beta.json"),
+    ),
+    (
+        "quote_v7_OCDO.L_LSE_REGULAR_2025-02-17.json",
+        include_bytes!("../../tests/fixtures/yahoo/quote_v7_OCDO.L_LSE_REGULAR_2025-02-17.json"),
+    ),
+    (
+        "quote_v7_GS2C.DE_XETRA_REGULAR_2025-10-27_wire.json",
+        include_bytes!(
+            "../../tests/fixtures/yahoo/quote_v7_GS2C.DE_XETRA_REGULAR_2025-10-27_wire.json"
+        ),
+    ),
+    (
+        "quote_v7_ORSTED.CO_CPH_REGULAR_2025-02-17.json",
+        include_bytes!("../../tests/fixtures/yahoo/quote_v7_ORSTED.CO_CPH_REGULAR_2025-02-17.json"),
+    ),
+    (
+        "quote_v7_7203.T_JPX_Tokyo_REGULAR_2026-05-28_reserialized.json",
+        include_bytes!(
+            "../../tests/fixtures/yahoo/quote_v7_7203.T_JPX_Tokyo_REGULAR_2026-05-28_reserialized.json"
+        ),
+    ),
+    (
+        "quote_v7_EURUSD=X_CCY_CURRENCY_2025-02-17.json",
+        include_bytes!("../../tests/fixtures/yahoo/quote_v7_EURUSD=X_CCY_CURRENCY_2025-02-17.json"),
     ),
     (
         "options_AAPL_nearest_expiry.json",
@@ -92,6 +117,24 @@ const EMBEDDED: &[(&str, &[u8])] = &[
         "quoteSummary_calendarEvents_BTC-USD_404_no_fundamentals.json",
         include_bytes!(
             "../../tests/fixtures/yahoo/quoteSummary_calendarEvents_BTC-USD_404_no_fundamentals.json"
+        ),
+    ),
+    (
+        "quoteSummary_calendarEvents_BABA.json",
+        include_bytes!("../../tests/fixtures/yahoo/quoteSummary_calendarEvents_BABA.json"),
+    ),
+    (
+        "quoteSummary_calendarEvents_OCDO.L.json",
+        include_bytes!("../../tests/fixtures/yahoo/quoteSummary_calendarEvents_OCDO.L.json"),
+    ),
+    (
+        "quoteSummary_calendarEvents_ORSTED.CO.json",
+        include_bytes!("../../tests/fixtures/yahoo/quoteSummary_calendarEvents_ORSTED.CO.json"),
+    ),
+    (
+        "quoteSummary_calendarEvents_EURUSD=X_404_no_fundamentals.json",
+        include_bytes!(
+            "../../tests/fixtures/yahoo/quoteSummary_calendarEvents_EURUSD=X_404_no_fundamentals.json"
         ),
     ),
 ];
@@ -191,6 +234,19 @@ impl Replay {
             if let Ok(Fetched::Found(_)) = yahoo::parse_earnings(&value, &symbol, tz, NAME, now) {
                 self.earnings.push(Recording { symbol, value });
             }
+        }
+    }
+
+    /// Whether `ticker` has a `kind` recording of its own; without one it is served another
+    /// instrument's, relabelled, which `demo` must not pass off as the ticker's.
+    pub fn has_own(&self, kind: CacheKind, ticker: &Ticker) -> bool {
+        fn among<T>(recordings: &[Recording<T>], ticker: &Ticker) -> bool {
+            recordings.iter().any(|r| r.symbol == *ticker)
+        }
+        match kind {
+            CacheKind::Stock => among(&self.quotes, ticker),
+            CacheKind::Options => among(&self.options, ticker),
+            CacheKind::Earnings => among(&self.earnings, ticker),
         }
     }
 }
