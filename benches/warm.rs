@@ -105,6 +105,11 @@ async fn main() {
         s["redis_round_trips"]
     );
     println!(
+        "  cpu               {} ms user+system ({:.1} us per ticker)",
+        usage.cpu_ms,
+        usage.cpu_ms as f64 * 1000.0 / tickers as f64
+    );
+    println!(
         "  peak memory       {:.1} MiB (VmHWM of the daemon process)",
         usage.peak_kib as f64 / 1024.0
     );

@@ -38,34 +38,30 @@ const PAIR_QUOTES: &[&str] = &[
     "FDUSD", "TUSD", "BTC", "ETH",
 ];
 
-/// Yahoo `exchange` codes (v7 quote `exchange`, v8 chart `exchangeName`) and their markets.
+/// The market of a Yahoo `exchange` code (v7 quote `exchange`, v8 chart `exchangeName`).
 /// Seen in recorded answers: NMS, NGM, NCM, NYQ, GER, LSE, CPH, OSL, MIL, TOR, JPX, ASX, CCC, CCY.
 /// The rest follow Yahoo's naming of the same exchanges.
-const EXCHANGES: &[(&str, &str)] = &[
-    ("NMS", XNYS),
-    ("NGM", XNYS),
-    ("NCM", XNYS),
-    ("NYQ", XNYS),
-    ("NAS", XNYS),
-    ("ASE", XNYS),
-    ("PCX", XNYS),
-    ("BTS", XNYS),
-    ("GER", "XETR"),
-    ("LSE", "XLON"),
-    ("CPH", "XCSE"),
-    ("OSL", "XOSL"),
-    ("MIL", "XMIL"),
-    ("PAR", "XPAR"),
-    ("AMS", "XAMS"),
-    ("EBS", "XSWX"),
-    ("STO", "XSTO"),
-    ("TOR", "XTSE"),
-    ("JPX", "XTKS"),
-    ("HKG", "XHKG"),
-    ("ASX", "XASX"),
-    ("CCC", ALWAYS_OPEN),
-    ("CCY", FX),
-];
+fn exchange_market(code: &str) -> Option<&'static str> {
+    Some(match code {
+        "NMS" | "NGM" | "NCM" | "NYQ" | "NAS" | "ASE" | "PCX" | "BTS" => XNYS,
+        "GER" => "XETR",
+        "LSE" => "XLON",
+        "CPH" => "XCSE",
+        "OSL" => "XOSL",
+        "MIL" => "XMIL",
+        "PAR" => "XPAR",
+        "AMS" => "XAMS",
+        "EBS" => "XSWX",
+        "STO" => "XSTO",
+        "TOR" => "XTSE",
+        "JPX" => "XTKS",
+        "HKG" => "XHKG",
+        "ASX" => "XASX",
+        "CCC" => ALWAYS_OPEN,
+        "CCY" => FX,
+        _ => return None,
+    })
+}
 
 /// Why a ticker was placed on its market.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -174,10 +170,9 @@ impl Resolver {
         if let Some(id) = self.overrides.get(upper.as_ref()) {
             return placed(id, Source::Override);
         }
-        if let Some((suffix, id)) = SUFFIXES
-            .iter()
-            .find(|(s, _)| upper.len() > s.len() && upper.ends_with(s))
-        {
+        // Most tickers (US listings) have neither a suffix nor a pair's dash: one scan says so.
+        let cut = upper.rfind(['.', '=', '-']).filter(|&i| i > 0)?;
+        if let Some((suffix, id)) = SUFFIXES.iter().find(|(s, _)| *s == &upper[cut..]) {
             return placed(id, Source::Suffix(suffix));
         }
         if is_crypto_pair(&upper) {
@@ -192,11 +187,7 @@ impl Resolver {
         let (id, what) = match listing.quote_type.as_deref() {
             Some("CRYPTOCURRENCY") => (ALWAYS_OPEN, "quoteType"),
             Some("CURRENCY") => (FX, "quoteType"),
-            _ => {
-                let code = listing.exchange.as_deref()?;
-                let (_, id) = EXCHANGES.iter().find(|(c, _)| *c == code)?;
-                (*id, "exchange")
-            }
+            _ => (exchange_market(listing.exchange.as_deref()?)?, "exchange"),
         };
         let calendar = self.markets.get(id)?;
         // A listing whose zone is not its exchange's is not what the table assumes (24/7 and FX
