@@ -30,20 +30,8 @@ pub struct StockQuote {
     #[serde(with = "utc_seconds_opt")]
     pub market_time: Option<DateTime<Utc>>,
     pub volume: Option<u64>,
-    /// The last pre-market trade, when the provider has one (Yahoo, for US listings).
-    #[serde(default)]
-    pub pre_market_price: Option<f64>,
-    #[serde(default)]
-    pub pre_market_change_percent: Option<f64>,
-    #[serde(default, with = "utc_seconds_opt")]
-    pub pre_market_time: Option<DateTime<Utc>>,
-    /// The last after-hours trade, when the provider has one (Yahoo, for US listings).
-    #[serde(default)]
-    pub post_market_price: Option<f64>,
-    #[serde(default)]
-    pub post_market_change_percent: Option<f64>,
-    #[serde(default, with = "utc_seconds_opt")]
-    pub post_market_time: Option<DateTime<Utc>>,
+    #[serde(flatten)]
+    pub extended_hours: ExtendedHours,
     /// The market whose clock the key's TTL follows (`XNYS`, `XLON`, `24/7`, `FX`, ...). Providers
     /// leave it `None`; the stock job sets it once it has resolved the ticker. Defaulted so values
     /// cached before the field existed still parse.
@@ -54,6 +42,25 @@ pub struct StockQuote {
     pub earnings_date: Option<NaiveDate>,
     #[serde(skip)]
     pub listing: Listing,
+}
+
+/// US extended-hours trading, when the provider reports it (Yahoo, for US listings): the last
+/// pre-market and after-hours trades. Flattened into the quote: the cached fields stay at its top
+/// level, null when absent (and defaulted, so values cached before they existed still parse).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct ExtendedHours {
+    #[serde(default)]
+    pub pre_market_price: Option<f64>,
+    #[serde(default)]
+    pub pre_market_change_percent: Option<f64>,
+    #[serde(default, with = "utc_seconds_opt")]
+    pub pre_market_time: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub post_market_price: Option<f64>,
+    #[serde(default)]
+    pub post_market_change_percent: Option<f64>,
+    #[serde(default, with = "utc_seconds_opt")]
+    pub post_market_time: Option<DateTime<Utc>>,
 }
 
 /// The provider's own metadata about where the instrument trades, in the provider's own words
@@ -202,12 +209,15 @@ impl StockQuote {
         opt_price("previous_close", self.previous_close)?;
         finite("change", self.change)?;
         finite("change_percent", self.change_percent)?;
-        opt_price("pre_market_price", self.pre_market_price)?;
-        finite("pre_market_change_percent", self.pre_market_change_percent)?;
-        opt_price("post_market_price", self.post_market_price)?;
+        opt_price("pre_market_price", self.extended_hours.pre_market_price)?;
+        finite(
+            "pre_market_change_percent",
+            self.extended_hours.pre_market_change_percent,
+        )?;
+        opt_price("post_market_price", self.extended_hours.post_market_price)?;
         finite(
             "post_market_change_percent",
-            self.post_market_change_percent,
+            self.extended_hours.post_market_change_percent,
         )
     }
 }

@@ -14,8 +14,8 @@ use url::Url;
 
 use crate::config::ProviderSettings;
 use crate::model::{
-    Earnings, ExpiryChain, Listing, OptionContract, OptionsChain, SCHEMA_VERSION, StockQuote,
-    in_the_money,
+    Earnings, ExpiryChain, ExtendedHours, Listing, OptionContract, OptionsChain, SCHEMA_VERSION,
+    StockQuote, in_the_money,
 };
 use crate::provider::api::{Fetched, Provider, ProviderError, TickerResult, count};
 use crate::provider::http::{Reply, Upstream, bearer, endpoint_url};
@@ -216,12 +216,7 @@ pub fn parse_snapshot(
         market_time: s.updated.map(DateTime::from_timestamp_nanos),
         volume: count(s.day.and_then(|d| d.v)),
         // The snapshot has no extended-hours fields and says nothing of the listing.
-        pre_market_price: None,
-        pre_market_change_percent: None,
-        pre_market_time: None,
-        post_market_price: None,
-        post_market_change_percent: None,
-        post_market_time: None,
+        extended_hours: ExtendedHours::default(),
         calendar: None,
         earnings_date: None,
         listing: Listing::default(),

@@ -14,8 +14,8 @@ use url::Url;
 
 use crate::config::ProviderSettings;
 use crate::model::{
-    Earnings, ExpiryChain, Greeks, Listing, OptionContract, OptionsChain, SCHEMA_VERSION,
-    StockQuote, in_the_money,
+    Earnings, ExpiryChain, ExtendedHours, Greeks, Listing, OptionContract, OptionsChain,
+    SCHEMA_VERSION, StockQuote, in_the_money,
 };
 use crate::provider::api::{
     Fetched, Provider, ProviderError, TickerResult, comma_separated, count,
@@ -234,12 +234,7 @@ fn quote_from_entry(entry: Value, ticker: &Ticker, now: DateTime<Utc>) -> Ticker
         market_time: raw.trade_date.and_then(DateTime::from_timestamp_millis),
         volume: count(raw.volume),
         // The recorded quotes carry no extended-hours fields.
-        pre_market_price: None,
-        pre_market_change_percent: None,
-        pre_market_time: None,
-        post_market_price: None,
-        post_market_change_percent: None,
-        post_market_time: None,
+        extended_hours: ExtendedHours::default(),
         calendar: None,
         earnings_date: None,
         listing: Listing {

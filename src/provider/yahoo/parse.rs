@@ -9,7 +9,8 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use crate::model::{
-    Earnings, ExpiryChain, Listing, OptionContract, OptionsChain, SCHEMA_VERSION, StockQuote,
+    Earnings, ExpiryChain, ExtendedHours, Listing, OptionContract, OptionsChain, SCHEMA_VERSION,
+    StockQuote,
 };
 use crate::provider::api::{Fetched, ProviderError, TickerResult, count};
 use crate::provider::http::Reply;
@@ -148,12 +149,14 @@ pub(super) fn quote_from_entry(
         market_state: raw.market_state,
         market_time: epoch_time(raw.regular_market_time),
         volume: count(raw.regular_market_volume),
-        pre_market_price: raw.pre_market_price,
-        pre_market_change_percent: raw.pre_market_change_percent,
-        pre_market_time: epoch_time(raw.pre_market_time),
-        post_market_price: raw.post_market_price,
-        post_market_change_percent: raw.post_market_change_percent,
-        post_market_time: epoch_time(raw.post_market_time),
+        extended_hours: ExtendedHours {
+            pre_market_price: raw.pre_market_price,
+            pre_market_change_percent: raw.pre_market_change_percent,
+            pre_market_time: epoch_time(raw.pre_market_time),
+            post_market_price: raw.post_market_price,
+            post_market_change_percent: raw.post_market_change_percent,
+            post_market_time: epoch_time(raw.post_market_time),
+        },
         calendar: None,
         earnings_date: raw.earnings_timestamp_start.and_then(|t| date_in(t, zone)),
         listing: Listing {
@@ -241,12 +244,7 @@ pub fn parse_chart(reply: &Reply, ticker: &Ticker, now: DateTime<Utc>) -> Ticker
         market_time: epoch_time(meta.regular_market_time),
         volume: count(meta.regular_market_volume),
         // The chart's meta has no extended-hours prices.
-        pre_market_price: None,
-        pre_market_change_percent: None,
-        pre_market_time: None,
-        post_market_price: None,
-        post_market_change_percent: None,
-        post_market_time: None,
+        extended_hours: ExtendedHours::default(),
         calendar: None,
         earnings_date: None,
         listing: Listing {

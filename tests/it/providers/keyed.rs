@@ -190,7 +190,10 @@ async fn tradier_quotes_one_or_many_and_chains_with_greeks() {
         (Some("stock"), Some("N"), None)
     );
     assert_eq!(
-        (pltr.pre_market_price, pltr.post_market_price),
+        (
+            pltr.extended_hours.pre_market_price,
+            pltr.extended_hours.post_market_price
+        ),
         (None, None)
     );
     let many = p.quotes(&[t("SPY")]).await;

@@ -274,10 +274,10 @@ async fn non_finite_or_negative_extended_hours_prices_are_rejected() {
     ] {
         let mut spoilt = q.clone();
         let slot = match field {
-            "pre_market_price" => &mut spoilt.pre_market_price,
-            "post_market_price" => &mut spoilt.post_market_price,
-            "pre_market_change_percent" => &mut spoilt.pre_market_change_percent,
-            _ => &mut spoilt.post_market_change_percent,
+            "pre_market_price" => &mut spoilt.extended_hours.pre_market_price,
+            "post_market_price" => &mut spoilt.extended_hours.post_market_price,
+            "pre_market_change_percent" => &mut spoilt.extended_hours.pre_market_change_percent,
+            _ => &mut spoilt.extended_hours.post_market_change_percent,
         };
         *slot = Some(value);
         let reason = spoilt.validate(&t("AAPL")).unwrap_err();
@@ -311,7 +311,11 @@ async fn the_documented_stock_value_is_what_the_parser_writes_and_older_values_s
     }
     let read: StockQuote = serde_json::from_value(older).unwrap();
     assert_eq!(
-        (read.price, read.post_market_price, read.calendar),
+        (
+            read.price,
+            read.extended_hours.post_market_price,
+            read.calendar
+        ),
         (recorded.price, None, None)
     );
 }
