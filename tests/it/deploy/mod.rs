@@ -26,12 +26,5 @@ fn available(tool: &str) -> bool {
         .args(probe)
         .output()
         .is_ok_and(|o| o.status.success());
-    if !found {
-        assert!(
-            std::env::var("FCW_REQUIRE_DEPLOY_TOOLS").as_deref() != Ok("1"),
-            "{tool} is required here (FCW_REQUIRE_DEPLOY_TOOLS=1) but not installed"
-        );
-        println!("SKIPPED: {tool} is not installed");
-    }
-    found
+    support::tool_or_skip(found, tool, "FCW_REQUIRE_DEPLOY_TOOLS")
 }

@@ -4,6 +4,8 @@
 //! (`python3` on PATH, as `.ci/run` installs it); without one it is skipped with a printed
 //! reason, unless FCW_REQUIRE_CALENDAR_SOURCE=1 (what `.ci/run` sets).
 
+use crate::support;
+
 use std::path::Path;
 use std::process::Command;
 
@@ -17,14 +19,8 @@ fn python_with_the_pinned_version() -> bool {
         ])
         .output()
         .is_ok_and(|o| o.status.success() && String::from_utf8_lossy(&o.stdout).trim() == PINNED);
-    if !found {
-        assert!(
-            std::env::var("FCW_REQUIRE_CALENDAR_SOURCE").as_deref() != Ok("1"),
-            "python3 with exchange_calendars {PINNED} is required here (FCW_REQUIRE_CALENDAR_SOURCE=1)"
-        );
-        println!("SKIPPED: no python3 with exchange_calendars {PINNED}");
-    }
-    found
+    let what = format!("python3 with exchange_calendars {PINNED}");
+    support::tool_or_skip(found, &what, "FCW_REQUIRE_CALENDAR_SOURCE")
 }
 
 #[test]

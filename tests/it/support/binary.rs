@@ -19,6 +19,19 @@ pub fn fcw() -> Command {
     cmd
 }
 
+/// Whether a check's external tool was `found`: if not, the check is skipped with a printed
+/// reason, unless `required_by` (an environment variable `.ci/run` sets to 1) makes it a failure.
+pub fn tool_or_skip(found: bool, what: &str, required_by: &str) -> bool {
+    if !found {
+        assert!(
+            std::env::var(required_by).as_deref() != Ok("1"),
+            "{what} is required here ({required_by}=1) but not installed"
+        );
+        println!("SKIPPED: {what} is not installed");
+    }
+    found
+}
+
 /// Every data kind from the replay provider: recorded answers, no upstream.
 pub const REPLAY: [(&str, &str); 3] = [
     ("FCW_PROVIDER__STOCK", "replay"),
