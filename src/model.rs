@@ -164,6 +164,22 @@ pub struct Earnings {
     /// The end of the announced window; equal to `earnings_date` when it is one day.
     pub earnings_date_end: Option<NaiveDate>,
     pub is_estimate: Option<bool>,
+    /// When in the day the report comes: `bmo` (before the market opens), `amc` (after it
+    /// closes) or `dmh` (during market hours); null when the provider does not say.
+    #[serde(default)]
+    pub earnings_time: Option<EarningsTime>,
+}
+
+/// When in the trading day an earnings report comes, as Finnhub names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EarningsTime {
+    /// Before the market opens.
+    Bmo,
+    /// After the market closes.
+    Amc,
+    /// During market hours.
+    Dmh,
 }
 
 /// Whether a contract is in the money at `underlying`, for providers that do not say.

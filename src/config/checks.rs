@@ -22,15 +22,18 @@ impl Settings {
                 if !seen.insert(name) {
                     return Err((key, format!("{} is listed twice", name.as_str())));
                 }
-                if kind == "earnings"
-                    && matches!(name, ProviderName::Polygon | ProviderName::Tradier)
-                {
+                if kind == "earnings" && *name == ProviderName::Tradier {
                     return Err((
                         key,
-                        format!(
-                            "{} has no earnings data; use yahoo or replay",
-                            name.as_str()
-                        ),
+                        "tradier has no earnings data; use finnhub, polygon, yahoo or replay"
+                            .into(),
+                    ));
+                }
+                if kind != "earnings" && *name == ProviderName::Finnhub {
+                    return Err((
+                        key,
+                        "finnhub serves earnings only here; use polygon, tradier, yahoo or replay"
+                            .into(),
                     ));
                 }
             }
@@ -52,6 +55,13 @@ impl Settings {
                 "tradier is in a provider chain but has no token or token_file".into(),
             ));
         }
+        if uses(ProviderName::Finnhub) && p.finnhub.api_key.is_none() {
+            return Err((
+                "provider.finnhub.api_key".into(),
+                "finnhub is in a provider chain but has no api_key or api_key_file".into(),
+            ));
+        }
+        positive(&p.finnhub.window, "provider.finnhub.window")?;
         positive(&p.timeout, "provider.timeout")?;
         positive(&p.connect_timeout, "provider.connect_timeout")?;
         positive(&p.breaker_cooldown, "provider.breaker_cooldown")?;
@@ -67,18 +77,19 @@ impl Settings {
                 "must be at least 1".into(),
             ));
         }
-        if p.user_agent.trim().is_empty()
-            || reqwest::header::HeaderValue::from_str(&p.user_agent).is_err()
-        {
-            return Err((
-                "provider.user_agent".into(),
-                format!("{:?} is not a valid header value", p.user_agent),
-            ));
+        for (key, agent) in [
+            ("provider.user_agent", &p.user_agent),
+            ("provider.yahoo.user_agent", &p.yahoo.user_agent),
+        ] {
+            if agent.trim().is_empty() || reqwest::header::HeaderValue::from_str(agent).is_err() {
+                return Err((key.into(), format!("{agent:?} is not a valid header value")));
+            }
         }
         for (name, limits) in [
             ("yahoo", p.yahoo.limits()),
             ("polygon", p.polygon.limits()),
             ("tradier", p.tradier.limits()),
+            ("finnhub", p.finnhub.limits()),
         ] {
             if limits.max_concurrency == 0 {
                 return Err((

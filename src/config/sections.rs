@@ -239,6 +239,7 @@ pub enum ProviderName {
     Yahoo,
     Polygon,
     Tradier,
+    Finnhub,
     Replay,
 }
 
@@ -248,6 +249,7 @@ impl ProviderName {
             ProviderName::Yahoo => "yahoo",
             ProviderName::Polygon => "polygon",
             ProviderName::Tradier => "tradier",
+            ProviderName::Finnhub => "finnhub",
             ProviderName::Replay => "replay",
         }
     }
@@ -269,6 +271,7 @@ pub struct ProviderSettings {
     pub yahoo: YahooSettings,
     pub polygon: PolygonSettings,
     pub tradier: TradierSettings,
+    pub finnhub: FinnhubSettings,
     pub replay: ReplaySettings,
 }
 
@@ -284,6 +287,8 @@ pub struct Limits {
 pub struct YahooSettings {
     pub base_url: HttpUrl,
     pub cookie_url: HttpUrl,
+    /// Yahoo's own User-Agent: it refuses the crumb to ones it does not like.
+    pub user_agent: String,
     pub max_concurrency: u32,
     pub requests_per_second: f64,
     pub quote_batch: u32,
@@ -316,6 +321,20 @@ pub struct TradierSettings {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+pub struct FinnhubSettings {
+    pub base_url: HttpUrl,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_key: Option<Secret>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_key_file: Option<PathBuf>,
+    pub max_concurrency: u32,
+    pub requests_per_second: f64,
+    /// The earnings calendar is asked for today to today + this.
+    pub window: HumanDuration,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ReplaySettings {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dir: Option<PathBuf>,
@@ -340,6 +359,15 @@ impl PolygonSettings {
 }
 
 impl TradierSettings {
+    pub fn limits(&self) -> Limits {
+        Limits {
+            max_concurrency: self.max_concurrency,
+            requests_per_second: self.requests_per_second,
+        }
+    }
+}
+
+impl FinnhubSettings {
     pub fn limits(&self) -> Limits {
         Limits {
             max_concurrency: self.max_concurrency,

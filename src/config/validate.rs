@@ -29,6 +29,12 @@ impl Settings {
             &p.tradier.token_file,
             "provider.tradier.token",
             credentials,
+        )?;
+        resolve_secret(
+            &mut p.finnhub.api_key,
+            &p.finnhub.api_key_file,
+            "provider.finnhub.api_key",
+            credentials,
         )
     }
 

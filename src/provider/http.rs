@@ -1,16 +1,18 @@
-//! The one HTTP client every provider shares, and the limits each provider is held to.
+//! The HTTP client the keyed providers share, and the limits each provider is held to.
 //!
 //! reqwest has no default timeouts and no body-size cap, and its errors print the full URL; this
 //! module adds all three defences. Each provider gets an [`Upstream`]: at most `max_concurrency`
 //! requests in flight, a token bucket, retries with capped exponential backoff and full jitter,
-//! `Retry-After` honoured, a provider-wide pause after a 429, and a circuit breaker.
+//! `Retry-After` honoured, a provider-wide pause after a 429, pacing by `X-Ratelimit-*` headers
+//! where a provider sends them, and a circuit breaker. Yahoo builds its own client on the same
+//! [`client_builder`] (its own User-Agent and cookie jar) and swaps it in when its session resets.
 
 use std::num::NonZeroU32;
-use std::sync::Mutex;
+use std::sync::{Mutex, RwLock};
 use std::time::Duration;
 
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
-use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderValue, RETRY_AFTER};
+use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderValue, LOCATION, RETRY_AFTER};
 use serde::Deserialize;
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
@@ -35,19 +37,27 @@ const PAUSE_CAP: Duration = Duration::from_secs(60);
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(300);
 /// Idle pooled connections are closed after this, below common load-balancer idle timeouts.
 const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(50);
+/// The longest a provider's own `X-Ratelimit-Expiry` may hold it back: its windows are one
+/// minute, so a later expiry is a clock disagreement, not a reason to stop for longer.
+const MAX_RATE_WINDOW: Duration = Duration::from_secs(60);
 
-/// Builds the shared client: rustls, gzip, a cookie store (Yahoo's crumb is bound to its
-/// cookies), connect/read/total timeouts and the configured User-Agent.
-pub fn client(p: &ProviderSettings) -> Result<reqwest::Client, String> {
+/// What every provider's client has: rustls, gzip, connect/read/total timeouts, pooled
+/// connections closed before a load balancer drops them. No cookies: only Yahoo needs them, in
+/// its own jar.
+pub fn client_builder(p: &ProviderSettings) -> reqwest::ClientBuilder {
     crate::tls::install_crypto_provider();
     reqwest::Client::builder()
-        .user_agent(p.user_agent.as_str())
         .gzip(true)
-        .cookie_store(true)
         .connect_timeout(p.connect_timeout.get())
         .read_timeout(p.timeout.get())
         .timeout(p.timeout.get())
         .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+}
+
+/// The client the keyed providers share, with the configured `provider.user_agent`.
+pub fn client(p: &ProviderSettings) -> Result<reqwest::Client, String> {
+    client_builder(p)
+        .user_agent(p.user_agent.as_str())
         .build()
         .map_err(|e| describe(&e))
 }
@@ -59,6 +69,10 @@ pub struct Reply {
     pub body: Vec<u8>,
     content_type: Option<String>,
     retry_after: Option<Duration>,
+    /// `X-Ratelimit-Available` and when its window ends (`X-Ratelimit-Expiry`), when sent.
+    rate_window: Option<(u64, Duration)>,
+    /// `Location` of a redirect the client did not follow.
+    pub location: Option<String>,
 }
 
 impl Reply {
@@ -69,7 +83,21 @@ impl Reply {
             body,
             content_type: Some("application/json".into()),
             retry_after: None,
+            rate_window: None,
+            location: None,
         }
+    }
+
+    /// The `Retry-After` the answer carried.
+    pub fn retry_after(&self) -> Option<Duration> {
+        self.retry_after
+    }
+
+    /// An HTML page where data was expected: an error, a block or a consent page.
+    pub fn is_html(&self) -> bool {
+        self.content_type
+            .as_deref()
+            .is_some_and(|ct| ct.to_ascii_lowercase().contains("html"))
     }
 
     /// Decodes a JSON body, refusing another content type (an HTML error page, say).
@@ -106,6 +134,10 @@ pub enum Policy {
     /// One attempt, and a 429 concerns this endpoint only (Yahoo's crumb endpoint refuses whole
     /// IP ranges while the data endpoints still answer).
     Once,
+    /// Retry timeouts, resets and 5xx, but hand a 429 straight back as a reply (with its
+    /// `Retry-After`) without pausing the provider: the caller has another endpoint to go to
+    /// (Yahoo's quote -> its chart).
+    RetryExcept429,
 }
 
 /// `base` with path segments appended (each percent-encoded as needed) and a query.
@@ -134,7 +166,8 @@ pub(crate) fn bearer(key: &str) -> HeaderMap {
 /// One provider's connection to the outside world.
 pub struct Upstream {
     provider: &'static str,
-    client: reqwest::Client,
+    /// Replaced whole when a provider resets its session (a clone is cheap: it is a handle).
+    client: RwLock<reqwest::Client>,
     max_body: u64,
     max_retries: u32,
     /// Bounds requests in flight to this provider.
@@ -160,7 +193,7 @@ impl Upstream {
     ) -> Upstream {
         Upstream {
             provider,
-            client,
+            client: RwLock::new(client),
             max_body: p.max_body.0,
             max_retries: p.max_retries,
             slots: Semaphore::new(limits.max_concurrency.max(1) as usize),
@@ -172,6 +205,12 @@ impl Upstream {
 
     pub fn provider(&self) -> &'static str {
         self.provider
+    }
+
+    /// Sends every later request through `client` (Yahoo: a new cookie jar); requests in flight
+    /// finish on the old one.
+    pub fn replace_client(&self, client: reqwest::Client) {
+        *self.client.write().expect("client lock") = client;
     }
 
     /// GETs `url`, retrying timeouts, resets, 5xx and 429. Any other status comes back as a
@@ -192,8 +231,34 @@ impl Upstream {
         headers: &HeaderMap,
         policy: Policy,
     ) -> Result<Reply, ProviderError> {
+        self.request(endpoint, url, headers, None, policy).await
+    }
+
+    /// POSTs a form once (Yahoo's consent form).
+    pub async fn post_form(
+        &self,
+        endpoint: &'static str,
+        url: &Url,
+        headers: &HeaderMap,
+        form: &[(String, String)],
+    ) -> Result<Reply, ProviderError> {
+        let body = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(form)
+            .finish();
+        self.request(endpoint, url, headers, Some(&body), Policy::Once)
+            .await
+    }
+
+    async fn request(
+        &self,
+        endpoint: &'static str,
+        url: &Url,
+        headers: &HeaderMap,
+        form: Option<&str>,
+        policy: Policy,
+    ) -> Result<Reply, ProviderError> {
         let max_retries = match policy {
-            Policy::Retry => self.max_retries,
+            Policy::Retry | Policy::RetryExcept429 => self.max_retries,
             Policy::Once => 0,
         };
         let mut attempt = 0;
@@ -210,18 +275,24 @@ impl Upstream {
                 // Both inside the slot: a request that queued for it behind one answered 429
                 // waits out the pause that answer set, instead of going out right after it.
                 self.wait_out_pause().await;
-                let outcome = self.send(endpoint, url, headers).await;
+                let outcome = self.send(endpoint, url, headers, form).await;
                 let paused =
                     policy == Policy::Retry && matches!(&outcome, Ok(reply) if reply.status == 429);
-                if let Ok(reply) = &outcome
-                    && paused
-                {
-                    self.pause_after_429(reply.retry_after);
+                if let Ok(reply) = &outcome {
+                    if paused {
+                        self.pause_after_429(reply.retry_after);
+                    } else if let Some((available, left)) = reply.rate_window {
+                        self.pace(available, left);
+                    }
                 }
                 (outcome, paused)
             };
             metrics::upstream_request(self.provider, endpoint, status_class(&outcome));
             let error = match outcome {
+                Ok(reply) if reply.status == 429 && policy == Policy::RetryExcept429 => {
+                    self.breaker.failure();
+                    return Ok(reply);
+                }
                 Ok(reply) if reply.status == 429 || reply.status >= 500 => ProviderError::Status {
                     provider: self.provider,
                     endpoint,
@@ -253,6 +324,7 @@ impl Upstream {
         endpoint: &'static str,
         url: &Url,
         headers: &HeaderMap,
+        form: Option<&str>,
     ) -> Result<Reply, ProviderError> {
         let transport = |e: reqwest::Error| {
             if e.is_timeout() {
@@ -268,9 +340,15 @@ impl Upstream {
                 }
             }
         };
-        let mut response = self
-            .client
-            .get(url.clone())
+        let client = self.client.read().expect("client lock").clone();
+        let request = match form {
+            None => client.get(url.clone()),
+            Some(form) => client
+                .post(url.clone())
+                .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+                .body(form.to_owned()),
+        };
+        let mut response = request
             .headers(headers.clone())
             .send()
             .await
@@ -294,6 +372,12 @@ impl Upstream {
             .get(RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
             .and_then(parse_retry_after);
+        let rate_window = rate_window(response.headers());
+        let location = response
+            .headers()
+            .get(LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
         // With gzip the length is unknown until decoded, so count what arrives and stop at the
         // cap instead of buffering the rest.
         let mut body = Vec::new();
@@ -308,7 +392,35 @@ impl Upstream {
             body,
             content_type,
             retry_after,
+            rate_window,
+            location,
         })
+    }
+
+    /// Spreads what is left of the provider's own window over the time it has left: the next
+    /// request goes out no sooner than `left / available` from now, and none before the window
+    /// ends once nothing is available. Tradier sends these headers; the token bucket still
+    /// applies on top.
+    fn pace(&self, available: u64, left: Duration) {
+        let left = left.min(MAX_RATE_WINDOW);
+        let wait = if available == 0 {
+            left
+        } else {
+            left / u32::try_from(available).unwrap_or(u32::MAX)
+        };
+        if wait.is_zero() {
+            return;
+        }
+        let until = Instant::now() + wait;
+        let mut pause = self.pause.lock().expect("pause lock");
+        pause.until = Some(pause.until.map_or(until, |u| u.max(until)));
+        if available == 0 {
+            tracing::info!(
+                provider = self.provider,
+                pause_ms = wait.as_millis() as u64,
+                "the provider's rate-limit window is used up; waiting for the next one"
+            );
+        }
     }
 
     /// Pauses the whole provider after a 429: for `Retry-After` when given, else for a delay
@@ -368,6 +480,18 @@ fn full_jitter(attempt: u32) -> Duration {
         .saturating_mul(1 << (attempt - 1).min(16))
         .min(BACKOFF_CAP);
     Duration::from_millis(fastrand::u64(0..=step.as_millis() as u64))
+}
+
+/// `X-Ratelimit-Available` and the time left until `X-Ratelimit-Expiry` (epoch milliseconds),
+/// when both are present and the expiry is ahead.
+fn rate_window(headers: &HeaderMap) -> Option<(u64, Duration)> {
+    let number =
+        |name: &str| -> Option<u64> { headers.get(name)?.to_str().ok()?.trim().parse().ok() };
+    let available = number("x-ratelimit-available")?;
+    let expiry = number("x-ratelimit-expiry")?;
+    let now = u64::try_from(chrono::Utc::now().timestamp_millis()).ok()?;
+    let left = Duration::from_millis(expiry.checked_sub(now)?);
+    Some((available, left))
 }
 
 /// `Retry-After` as delay-seconds or an HTTP date.

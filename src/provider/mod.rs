@@ -2,15 +2,17 @@
 //!
 //! # Layout
 //! - [`http`]: the shared HTTP client and each provider's limits: concurrency, token bucket,
-//!   retries with backoff, `Retry-After`, the circuit breaker, the body cap.
+//!   retries with backoff, `Retry-After`, rate-limit headers, the circuit breaker, the body cap.
 //! - [`api`]: the `Provider` trait and what providers answer; every provider builds on it.
-//! - [`yahoo`], [`polygon`], [`tradier`]: the live APIs; [`replay`]: recorded responses, offline.
+//! - [`yahoo`], [`polygon`], [`tradier`], [`finnhub`]: the live APIs; [`replay`]: recorded
+//!   responses, offline.
 //!
 //! A provider answers per ticker: found, unknown (the API does not know the symbol: not an
 //! error, not cached), or an error. The chain for a data kind asks its providers in order, each
 //! for the tickers the previous ones did not deliver.
 
 pub mod api;
+pub mod finnhub;
 pub mod http;
 pub mod polygon;
 pub mod replay;
@@ -51,9 +53,10 @@ impl Providers {
                 return Ok(provider.clone());
             }
             let provider: Arc<dyn Provider> = match name {
-                ProviderName::Yahoo => Arc::new(yahoo::Yahoo::new(client.clone(), p, tz)),
+                ProviderName::Yahoo => Arc::new(yahoo::Yahoo::new(p, tz)?),
                 ProviderName::Polygon => Arc::new(polygon::Polygon::new(client.clone(), p, tz)),
                 ProviderName::Tradier => Arc::new(tradier::Tradier::new(client.clone(), p)),
+                ProviderName::Finnhub => Arc::new(finnhub::Finnhub::new(client.clone(), p, tz)),
                 ProviderName::Replay => {
                     Arc::new(replay::Replay::load(p.replay.dir.as_deref(), tz)?)
                 }

@@ -1,7 +1,11 @@
-//! Polygon.io, now Massive (keyed): the single-ticker snapshot for quotes and the options chain
-//! snapshot, paginated through `next_url`. The key travels in an `Authorization: Bearer` header,
-//! never in a URL, and is re-attached (as a header) to every `next_url`, which is followed only
-//! on the configured host. Polygon has no earnings calendar in its standard plans.
+//! Massive, formerly Polygon.io (keyed): the single-ticker snapshot for quotes, the options chain
+//! snapshot paginated through `next_url`, and earnings from the Benzinga partner dataset
+//! (`/benzinga/v1/earnings`, a separate entitlement; built from Massive's documentation, as no
+//! recorded answer exists). The key travels in an `Authorization: Bearer` header, never in a
+//! URL. A `next_url` is followed the way Massive's own client does: its path and query on the
+//! configured base, so the key never goes to a host the config did not name, and paging keeps
+//! working while answers name api.polygon.io and api.massive.com interchangeably. Quotes stay one
+//! ticker per request: the multi-ticker snapshot has no recorded answer to build on.
 
 use std::collections::BTreeMap;
 
@@ -14,8 +18,8 @@ use url::Url;
 
 use crate::config::ProviderSettings;
 use crate::model::{
-    Earnings, ExpiryChain, ExtendedHours, Listing, OptionContract, OptionsChain, SCHEMA_VERSION,
-    StockQuote, in_the_money,
+    Earnings, EarningsTime, ExpiryChain, ExtendedHours, Listing, OptionContract, OptionsChain,
+    SCHEMA_VERSION, StockQuote, in_the_money,
 };
 use crate::provider::api::{Fetched, Provider, ProviderError, TickerResult, count};
 use crate::provider::http::{Reply, Upstream, bearer, endpoint_url};
@@ -24,7 +28,8 @@ use crate::ticker::Ticker;
 const NAME: &str = "polygon";
 /// Contracts per page: the API's maximum.
 const PAGE_LIMIT: &str = "250";
-/// Pages followed for one chain at most, so a runaway `next_url` cannot loop forever.
+/// Pages followed for one chain at most (10,000 contracts), so a runaway `next_url` cannot loop
+/// forever; a chain longer than that is an error, never a silently truncated chain.
 const MAX_PAGES: usize = 40;
 
 pub struct Polygon {
@@ -63,17 +68,18 @@ impl Polygon {
         parse_snapshot(&reply, ticker, Utc::now())
     }
 
-    /// Only `next_url`s on the configured host are followed: the key must not go elsewhere.
-    fn same_origin(&self, next: &str) -> Result<Url, ProviderError> {
-        let url = Url::parse(next)
+    /// A `next_url`'s path and query on the configured base: the key goes only where the
+    /// config says, whatever host the answer names.
+    fn on_base(&self, next: &str) -> Result<Url, ProviderError> {
+        let next = Url::parse(next)
             .map_err(|e| ProviderError::malformed(NAME, "options", format!("bad next_url: {e}")))?;
-        if url.origin() != self.base.origin() {
-            return Err(ProviderError::malformed(
-                NAME,
-                "options",
-                "next_url points to another host",
-            ));
-        }
+        let mut url = self.base.clone();
+        url.set_path(&format!(
+            "{}{}",
+            self.base.path().trim_end_matches('/'),
+            next.path()
+        ));
+        url.set_query(next.query());
         Ok(url)
     }
 }
@@ -110,7 +116,16 @@ impl Provider for Polygon {
             ],
         );
         let mut collected = ChainBuilder::default();
-        for page in 0..MAX_PAGES {
+        for page in 0.. {
+            if page == MAX_PAGES {
+                return Err(ProviderError::invalid(
+                    NAME,
+                    ticker,
+                    format!(
+                        "the chain runs past {MAX_PAGES} pages of {PAGE_LIMIT} contracts; not cached truncated (set jobs.options.expirations)"
+                    ),
+                ));
+            }
             let reply = self.upstream.get("options", &url, &self.auth).await?;
             let parsed = match parse_options_page(&reply, ticker)? {
                 Some(parsed) => parsed,
@@ -128,7 +143,7 @@ impl Provider for Polygon {
             // Sorted by expiry: once a page shows more expiries than wanted, the rest is later.
             let enough = expirations > 0 && collected.by_expiry.len() > expirations;
             match next {
-                Some(next) if !enough => url = self.same_origin(&next)?,
+                Some(next) if !enough => url = self.on_base(&next)?,
                 _ => break,
             }
         }
@@ -139,12 +154,93 @@ impl Provider for Polygon {
         Ok(Fetched::Found(chain))
     }
 
-    async fn earnings(&self, _ticker: &Ticker, _zone: Tz) -> TickerResult<Earnings> {
-        Err(ProviderError::Unsupported {
-            provider: NAME,
-            kind: "earnings",
-        })
+    /// The next report on or after today, from the Benzinga dataset. Massive covers US
+    /// listings: one in another zone is unknown here, for the next provider.
+    async fn earnings(&self, ticker: &Ticker, zone: Tz) -> TickerResult<Earnings> {
+        if zone != self.tz {
+            return Ok(Fetched::Unknown);
+        }
+        let today = Utc::now().with_timezone(&self.tz).date_naive().to_string();
+        let url = endpoint_url(
+            &self.base,
+            &["benzinga", "v1", "earnings"],
+            &[
+                ("ticker", ticker.as_str()),
+                ("date.gte", &today),
+                ("sort", "date.asc"),
+                ("limit", "1"),
+            ],
+        );
+        let reply = self.upstream.get("earnings", &url, &self.auth).await?;
+        parse_earnings(&reply, ticker, Utc::now())
     }
+}
+
+// ---- Benzinga earnings ----------------------------------------------------------------------
+
+#[derive(Deserialize)]
+struct EarningsPage {
+    #[serde(default)]
+    results: Vec<RawEarnings>,
+}
+
+#[derive(Deserialize)]
+struct RawEarnings {
+    ticker: String,
+    date: NaiveDate,
+    /// `projected` or `confirmed`.
+    date_status: Option<String>,
+    /// `HH:MM:SS`, US Eastern time.
+    time: Option<String>,
+}
+
+/// Parses a Benzinga earnings answer: its first report is the next one; none is "no report
+/// ahead", which is data.
+pub fn parse_earnings(
+    reply: &Reply,
+    ticker: &Ticker,
+    now: DateTime<Utc>,
+) -> TickerResult<Earnings> {
+    if reply.status != 200 {
+        return Err(ProviderError::status(NAME, reply.status, "earnings"));
+    }
+    let page: EarningsPage = reply.json(NAME, "earnings")?;
+    let next = page
+        .results
+        .into_iter()
+        .find(|r| r.ticker.eq_ignore_ascii_case(ticker.as_str()));
+    Ok(Fetched::Found(Earnings {
+        schema_version: SCHEMA_VERSION,
+        symbol: ticker.to_string(),
+        source: NAME.to_owned(),
+        fetched_at: now,
+        earnings_date: next.as_ref().map(|r| r.date),
+        earnings_date_end: next.as_ref().map(|r| r.date),
+        is_estimate: next
+            .as_ref()
+            .and_then(|r| r.date_status.as_deref())
+            .and_then(|s| match s {
+                "projected" => Some(true),
+                "confirmed" => Some(false),
+                _ => None,
+            }),
+        earnings_time: next.and_then(|r| r.time.as_deref().and_then(session_of)),
+    }))
+}
+
+/// Where an Eastern clock time falls in the US trading day: before 09:30, from 16:00, or in
+/// between.
+fn session_of(time: &str) -> Option<EarningsTime> {
+    let time = chrono::NaiveTime::parse_from_str(time, "%H:%M:%S").ok()?;
+    let open = chrono::NaiveTime::from_hms_opt(9, 30, 0)?;
+    let close = chrono::NaiveTime::from_hms_opt(16, 0, 0)?;
+    Some(if time < open {
+        EarningsTime::Bmo
+    } else if time >= close {
+        EarningsTime::Amc
+    } else {
+        EarningsTime::Dmh
+    })
 }
 
 // ---- v2 single-ticker snapshot ------------------------------------------------------------------
@@ -328,7 +424,12 @@ impl ChainBuilder {
         for c in page.results {
             let underlying = c.underlying_asset.as_ref().and_then(|u| u.price);
             self.underlying_price = self.underlying_price.or(underlying);
-            let is_call = c.details.contract_type.eq_ignore_ascii_case("call");
+            // "call", "put", or in rare cases "other", which is neither side of a chain.
+            let is_call = match c.details.contract_type.to_ascii_lowercase().as_str() {
+                "call" => true,
+                "put" => false,
+                _ => continue,
+            };
             let contract = OptionContract {
                 contract_symbol: c.details.ticker.trim_start_matches("O:").to_owned(),
                 strike: c.details.strike_price,

@@ -1,7 +1,10 @@
 //! Tradier (keyed): batched quotes, expirations, and one chain request per expiry with greeks.
 //! The token travels as `Authorization: Bearer`; `Accept: application/json` (Tradier answers XML
 //! otherwise). Tradier turns a one-element list into a bare object (`quotes.quote` for one
-//! symbol), so every list is read as "one or many". Earnings are not in its standard plans.
+//! symbol), so every list is read as "one or many". Expirations and chains are asked with
+//! `includeAllRoots=true`, without which weekly roots (SPXW, RUTW) and adjusted roots (AAPL1)
+//! are missing. Tradier has no earnings calendar. Its `X-Ratelimit-*` headers pace requests
+//! (in [`crate::provider::http`]).
 
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
@@ -89,7 +92,7 @@ impl Provider for Tradier {
             .get(
                 "expirations",
                 &["v1", "markets", "options", "expirations"],
-                &[("symbol", symbol)],
+                &[("symbol", symbol), ("includeAllRoots", "true")],
             )
             .await?;
         let dates = parse_expirations(&reply)?;
@@ -114,6 +117,7 @@ impl Provider for Tradier {
                         ("symbol", symbol),
                         ("expiration", &expiration),
                         ("greeks", "true"),
+                        ("includeAllRoots", "true"),
                     ],
                 )
                 .await?;

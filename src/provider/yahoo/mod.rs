@@ -1,141 +1,146 @@
-//! Yahoo Finance: no key, no contract, best-effort.
+//! Yahoo Finance: no key, no contract, best-effort; the fallback behind keyed providers.
 //!
-//! Quote, options and quoteSummary need a crumb bound to Yahoo's session cookies: one shared
-//! session, refreshed by one task at a time, refreshed once on a 401 `Invalid Crumb`. Yahoo
-//! refuses the crumb to whole IP ranges (429 or an HTML page from `getcrumb`) while the chart
-//! endpoint still answers without one, so quotes fall back to it; options and earnings cannot.
-//! Parsing is in free functions so the replay provider reads recordings exactly the same way.
+//! Quote, options and quoteSummary need a crumb bound to Yahoo's session cookies
+//! ([`session`]): one shared session, refreshed by one task at a time, refreshed once on a 401
+//! `Invalid Crumb`. When there is no session, or the quote endpoint answers 429 or an HTML page,
+//! quotes come from the chart endpoint, which needs no crumb; options and earnings cannot. A 401
+//! that is not about the crumb ("User is unable to access this feature") stops that endpoint
+//! being asked for a while instead of once per ticker. Parsing is in free functions so the
+//! replay provider reads recordings exactly the same way.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::Utc;
 use chrono_tz::Tz;
 use reqwest::header::HeaderMap;
-use tokio::sync::Mutex;
+use serde::Deserialize;
 use tokio::time::Instant;
 use url::Url;
 
 use crate::config::ProviderSettings;
 use crate::model::{Earnings, OptionsChain, StockQuote};
-use crate::provider::api::{Fetched, Provider, ProviderError, TickerResult, comma_separated};
+use crate::provider::api::{
+    Fetched, Provider, ProviderError, SetupError, TickerResult, comma_separated,
+};
 use crate::provider::http::{Policy, Reply, Upstream, endpoint_url};
 use crate::ticker::Ticker;
 
+mod consent;
 mod parse;
+mod session;
 
 use parse::{NAME, wanted_expiries};
+use session::{REFUSAL_BACKOFF, Sessions};
 
 pub use parse::{OptionsPage, parse_chart, parse_earnings, parse_options_page, parse_quotes};
 
-/// After the crumb is refused, use the chart fallback for this long before asking again, so a
-/// blocked IP does not hammer the crumb endpoint.
-const CRUMB_RETRY_INTERVAL: Duration = Duration::from_secs(300);
-/// Longest plausible crumb (they are 11 characters); anything longer is an error page.
-const MAX_CRUMB_LEN: usize = 64;
+/// How long quotes come from the chart after a 429 from the quote endpoint that names no
+/// `Retry-After`.
+const QUOTE_PAUSE: Duration = Duration::from_secs(60);
 /// Parameters Yahoo's own clients send for plain numbers and US formatting.
 const PLAIN: [(&str, &str); 3] = [("formatted", "false"), ("lang", "en-US"), ("region", "US")];
 
 pub struct Yahoo {
     upstream: Upstream,
     base: Url,
-    cookie_url: Url,
     quote_batch: usize,
     tz: Tz,
-    session: Mutex<Session>,
-}
-
-#[derive(Default)]
-struct Session {
-    crumb: Option<String>,
-    /// Bumped on every new crumb, so a 401 invalidates only the crumb it was sent with.
-    generation: u64,
-    refused_until: Option<Instant>,
+    session: Sessions,
+    /// Endpoints Yahoo refused outright (a 401 that is not about the crumb), and until when
+    /// they are not asked.
+    refused: std::sync::Mutex<HashMap<&'static str, Instant>>,
+    /// After a 429 from the quote endpoint, batches go to the chart until then.
+    quote_paused_until: std::sync::Mutex<Option<Instant>>,
 }
 
 impl Yahoo {
-    pub fn new(client: reqwest::Client, p: &ProviderSettings, tz: Tz) -> Yahoo {
-        Yahoo {
+    pub fn new(p: &ProviderSettings, tz: Tz) -> Result<Yahoo, SetupError> {
+        let client = session::client(p).map_err(|message| SetupError {
+            key: "provider.yahoo".into(),
+            message,
+        })?;
+        Ok(Yahoo {
             upstream: Upstream::new(NAME, client, p, p.yahoo.limits()),
             base: p.yahoo.base_url.0.clone(),
-            cookie_url: p.yahoo.cookie_url.0.clone(),
             quote_batch: p.yahoo.quote_batch as usize,
             tz,
-            session: Mutex::new(Session::default()),
-        }
+            session: Sessions::new(p),
+            refused: Default::default(),
+            quote_paused_until: Default::default(),
+        })
     }
 
-    /// The current crumb, fetching cookie and crumb first if there is none. The session lock is
-    /// held while fetching, so concurrent callers wait for one refresh instead of each doing one.
-    async fn crumb(&self) -> Result<(String, u64), ProviderError> {
-        let mut session = self.session.lock().await;
-        if let Some(crumb) = &session.crumb {
-            return Ok((crumb.clone(), session.generation));
-        }
-        if session.refused_until.is_some_and(|t| Instant::now() < t) {
-            return Err(crumb_refused("refused recently; not asking again yet"));
-        }
-        let none = HeaderMap::new();
-        // The cookie endpoint answers 404, but with the session cookies the crumb is bound to.
-        self.upstream.get("cookie", &self.cookie_url, &none).await?;
-        let url = endpoint_url(&self.base, &["v1", "test", "getcrumb"], &[]);
-        let reply = self
-            .upstream
-            .get_with("crumb", &url, &none, Policy::Once)
-            .await;
-        let crumb = match reply {
-            Ok(reply) if reply.status == 200 => valid_crumb(&reply.text()),
-            Ok(reply) => Err(format!("HTTP {}", reply.status)),
-            Err(e) => Err(e.to_string()),
-        };
-        match crumb {
-            Ok(crumb) => {
-                session.crumb = Some(crumb.clone());
-                session.generation += 1;
-                session.refused_until = None;
-                Ok((crumb, session.generation))
-            }
-            Err(why) => {
-                session.refused_until = Some(Instant::now() + CRUMB_RETRY_INTERVAL);
-                tracing::warn!(provider = NAME, reason = %why, "Yahoo refused a crumb; quotes use the chart endpoint meanwhile");
-                Err(crumb_refused(&why))
-            }
-        }
-    }
-
-    async fn forget_crumb(&self, generation: u64) {
-        let mut session = self.session.lock().await;
-        if session.generation == generation {
-            session.crumb = None;
-        }
-    }
-
-    /// GETs an endpoint that needs the crumb; a 401 about the crumb or cookie refreshes it once.
+    /// GETs an endpoint that needs the crumb; a 401 about the crumb or cookie refreshes it once,
+    /// any other 401 refuses the endpoint for [`REFUSAL_BACKOFF`].
     async fn get_with_crumb(
         &self,
         endpoint: &'static str,
         url: &Url,
+        policy: Policy,
     ) -> Result<Reply, ProviderError> {
+        if let Some(until) = self.refused.lock().expect("refused lock").get(endpoint)
+            && Instant::now() < *until
+        {
+            return Err(endpoint_refused(endpoint));
+        }
         for attempt in 0..2 {
-            let (crumb, generation) = self.crumb().await?;
+            let (crumb, generation) = self.session.crumb(&self.upstream).await?;
             let mut with_crumb = url.clone();
             with_crumb.query_pairs_mut().append_pair("crumb", &crumb);
             let reply = self
                 .upstream
-                .get(endpoint, &with_crumb, &HeaderMap::new())
+                .get_with(endpoint, &with_crumb, &HeaderMap::new(), policy)
                 .await?;
-            let stale = reply.status == 401 && {
-                let text = reply.text();
-                text.contains("Invalid Crumb") || text.contains("Invalid Cookie")
-            };
-            if stale && attempt == 0 {
-                tracing::info!(provider = NAME, "crumb rejected; refreshing the session");
-                self.forget_crumb(generation).await;
-                continue;
+            if reply.status != 401 {
+                return Ok(reply);
             }
-            return Ok(reply);
+            let text = reply.text();
+            if text.contains("Invalid Crumb") || text.contains("Invalid Cookie") {
+                if attempt == 0 {
+                    tracing::info!(provider = NAME, "crumb rejected; refreshing the session");
+                    self.session.forget_crumb(generation).await;
+                    continue;
+                }
+                return Ok(reply);
+            }
+            self.refuse(endpoint, &reply);
+            return Err(endpoint_refused(endpoint));
         }
         unreachable!("the second attempt always returns")
+    }
+
+    /// After a 429 from the quote endpoint, quotes come from the chart for its `Retry-After`
+    /// (else [`QUOTE_PAUSE`]); the quote endpoint is not asked meanwhile.
+    fn pause_quotes(&self, retry_after: Option<Duration>) {
+        let wait = retry_after.unwrap_or(QUOTE_PAUSE).min(REFUSAL_BACKOFF);
+        *self.quote_paused_until.lock().expect("quote pause lock") = Some(Instant::now() + wait);
+        tracing::info!(
+            provider = NAME,
+            pause_ms = wait.as_millis() as u64,
+            "the quote endpoint is rate limited (429); quotes come from the chart endpoint meanwhile"
+        );
+    }
+
+    /// Stops asking `endpoint` for a while, saying why once.
+    fn refuse(&self, endpoint: &'static str, reply: &Reply) {
+        let until = Instant::now() + REFUSAL_BACKOFF;
+        let first = self
+            .refused
+            .lock()
+            .expect("refused lock")
+            .insert(endpoint, until)
+            .is_none_or(|was| was <= Instant::now());
+        if first {
+            tracing::warn!(
+                provider = NAME,
+                endpoint,
+                reason = %refusal_reason(reply),
+                retry_in_s = REFUSAL_BACKOFF.as_secs(),
+                "Yahoo refuses this endpoint (HTTP 401); not asking it again meanwhile"
+            );
+        }
     }
 
     async fn chart_quote(&self, ticker: &Ticker) -> TickerResult<StockQuote> {
@@ -164,21 +169,46 @@ impl Provider for Yahoo {
         let mut query = vec![("symbols", symbols.as_str())];
         query.extend(PLAIN);
         let url = endpoint_url(&self.base, &["v7", "finance", "quote"], &query);
-        let reply = match self.get_with_crumb("quote", &url).await {
-            Ok(reply) if reply.status != 401 => reply,
-            // No crumb to be had (or it keeps being refused): the chart needs none.
-            Ok(_) | Err(ProviderError::Unavailable { .. }) => {
+        let paused = self
+            .quote_paused_until
+            .lock()
+            .expect("quote pause lock")
+            .is_some_and(|until| Instant::now() < until);
+        let reply = if paused {
+            Err(ProviderError::Unavailable {
+                provider: NAME,
+                message: "quote: rate limited (429)".into(),
+            })
+        } else {
+            self.get_with_crumb("quote", &url, Policy::RetryExcept429)
+                .await
+        };
+        let reply = match reply {
+            Ok(reply) if reply.status != 401 && reply.status != 429 && !reply.is_html() => reply,
+            Err(e) if !matches!(e, ProviderError::Unavailable { .. }) => {
+                return tickers
+                    .iter()
+                    .map(|t| (t.clone(), Err(e.clone())))
+                    .collect();
+            }
+            // No crumb to be had, or the endpoint refuses this client (401, 429, an HTML page):
+            // the chart needs no crumb and is throttled separately.
+            refused => {
+                if let Ok(reply) = &refused
+                    && reply.status == 429
+                {
+                    self.pause_quotes(reply.retry_after());
+                }
+                tracing::debug!(
+                    provider = NAME,
+                    tickers = tickers.len(),
+                    "quote endpoint unavailable; this batch comes from the chart endpoint"
+                );
                 let mut out = Vec::with_capacity(tickers.len());
                 for t in tickers {
                     out.push((t.clone(), self.chart_quote(t).await));
                 }
                 return out;
-            }
-            Err(e) => {
-                return tickers
-                    .iter()
-                    .map(|t| (t.clone(), Err(e.clone())))
-                    .collect();
             }
         };
         parse_quotes(&reply, tickers, self.tz, NAME, Utc::now())
@@ -187,7 +217,11 @@ impl Provider for Yahoo {
     async fn options(&self, ticker: &Ticker, expirations: usize) -> TickerResult<OptionsChain> {
         let path = ["v7", "finance", "options", ticker.as_str()];
         let first = self
-            .get_with_crumb("options", &endpoint_url(&self.base, &path, &PLAIN))
+            .get_with_crumb(
+                "options",
+                &endpoint_url(&self.base, &path, &PLAIN),
+                Policy::Retry,
+            )
             .await?;
         let Some(page) = parse_options_page(&first, ticker)? else {
             return Ok(Fetched::Unknown);
@@ -203,7 +237,11 @@ impl Provider for Yahoo {
                     let mut query = PLAIN.to_vec();
                     query.push(("date", &date));
                     let reply = self
-                        .get_with_crumb("options", &endpoint_url(&self.base, &path, &query))
+                        .get_with_crumb(
+                            "options",
+                            &endpoint_url(&self.base, &path, &query),
+                            Policy::Retry,
+                        )
                         .await?;
                     match parse_options_page(&reply, ticker)? {
                         Some(dated) => dated.chain_for(epoch).ok_or_else(|| {
@@ -234,31 +272,40 @@ impl Provider for Yahoo {
             &["v10", "finance", "quoteSummary", ticker.as_str()],
             &query,
         );
-        let reply = self.get_with_crumb("earnings", &url).await?;
+        let reply = self.get_with_crumb("earnings", &url, Policy::Retry).await?;
         parse_earnings(&reply, ticker, zone, NAME, Utc::now())
     }
 }
 
-fn crumb_refused(why: &str) -> ProviderError {
+fn endpoint_refused(endpoint: &'static str) -> ProviderError {
     ProviderError::Unavailable {
         provider: NAME,
-        message: format!("no crumb: {why}"),
+        message: format!(
+            "{endpoint}: Yahoo refuses this client (HTTP 401); not asked again for {}s",
+            REFUSAL_BACKOFF.as_secs()
+        ),
     }
 }
 
-/// A getcrumb answer is a crumb only if it looks like one: not empty, not an HTML page, not the
-/// text "Too Many Requests" (which would otherwise be sent as the crumb).
-fn valid_crumb(body: &str) -> Result<String, String> {
-    let crumb = body.trim();
-    if crumb.is_empty() {
-        return Err("empty answer".into());
+/// Yahoo's own words for a refusal (`finance.error.description`), else the status.
+fn refusal_reason(reply: &Reply) -> String {
+    #[derive(Deserialize)]
+    struct Envelope {
+        finance: Finance,
     }
-    if crumb.contains("Too Many Requests") {
-        return Err("Too Many Requests".into());
+    #[derive(Deserialize)]
+    struct Finance {
+        error: Option<Description>,
     }
-    if crumb.len() > MAX_CRUMB_LEN || crumb.contains('<') || crumb.chars().any(char::is_whitespace)
-    {
-        return Err("the answer is not a crumb (an HTML or error page)".into());
+    #[derive(Deserialize)]
+    struct Description {
+        description: Option<String>,
     }
-    Ok(crumb.to_owned())
+    serde_json::from_slice::<Envelope>(&reply.body)
+        .ok()
+        .and_then(|e| e.finance.error?.description)
+        .map_or_else(
+            || format!("HTTP {}", reply.status),
+            |d| d.chars().take(120).collect(),
+        )
 }

@@ -200,6 +200,10 @@ struct ChartMeta {
     regular_market_time: Option<i64>,
     regular_market_volume: Option<f64>,
     previous_close: Option<f64>,
+    chart_previous_close: Option<f64>,
+    /// The `range` asked for (`1d`), empty for a period query.
+    #[serde(default)]
+    range: String,
     regular_market_change_percent: Option<f64>,
 }
 
@@ -222,10 +226,14 @@ pub fn parse_chart(reply: &Reply, ticker: &Ticker, now: DateTime<Utc>) -> Ticker
     let Some(price) = meta.regular_market_price else {
         return Ok(Fetched::Unknown);
     };
-    // Only `previousClose` is yesterday's close; `chartPreviousClose` is the close before the
-    // chart's range and is not used.
-    let change = meta.previous_close.map(|p| price - p);
-    let change_percent = match meta.previous_close {
+    // `previousClose` is yesterday's close. `chartPreviousClose` is the close before the chart's
+    // range, which is yesterday's only for a one-day range (what the fallback asks for); some
+    // answers carry only that.
+    let previous_close = meta
+        .previous_close
+        .or(meta.chart_previous_close.filter(|_| meta.range == "1d"));
+    let change = previous_close.map(|p| price - p);
+    let change_percent = match previous_close {
         Some(p) if p > 0.0 => Some((price - p) / p * 100.0),
         _ => meta.regular_market_change_percent,
     };
@@ -235,7 +243,7 @@ pub fn parse_chart(reply: &Reply, ticker: &Ticker, now: DateTime<Utc>) -> Ticker
         source: NAME.to_owned(),
         fetched_at: now,
         price,
-        previous_close: meta.previous_close,
+        previous_close,
         change,
         change_percent,
         currency: meta.currency,
@@ -497,6 +505,8 @@ pub fn parse_earnings(
         earnings_date: None,
         earnings_date_end: None,
         is_estimate,
+        // quoteSummary gives instants, not a session: nothing says before or after the open.
+        earnings_time: None,
     };
     match reply.status {
         200 => {}

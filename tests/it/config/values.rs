@@ -78,7 +78,21 @@ fn provider_chains_are_checked_against_what_each_provider_can_do() {
         ],
     );
     assert!(
-        e.starts_with("provider.earnings: tradier has no earnings data; use yahoo or replay"),
+        e.starts_with(
+            "provider.earnings: tradier has no earnings data; use finnhub, polygon, yahoo or replay"
+        ),
+        "{e}"
+    );
+    let e = load_err(None, &[("FCW_PROVIDER__STOCK", "finnhub")]);
+    assert!(
+        e.starts_with("provider.stock: finnhub serves earnings only here"),
+        "{e}"
+    );
+    let e = load_err(None, &[("FCW_PROVIDER__EARNINGS", "finnhub,yahoo")]);
+    assert!(
+        e.starts_with(
+            "provider.finnhub.api_key: finnhub is in a provider chain but has no api_key"
+        ),
         "{e}"
     );
     let e = load_err(None, &[("FCW_PROVIDER__OPTIONS", "yahoo,bloomberg")]);

@@ -100,7 +100,13 @@ async fn a_failing_upstream_leaves_the_previous_value_untouched() {
         // A valid answer, but for another symbol than asked: nothing matches, nothing written.
         (recorded("yahoo/quote_QQQ_etf.json"), 0),
     ] {
-        let upstream = yahoo(answer).await;
+        let upstream = yahoo(answer.clone()).await;
+        // An HTML page from the quote endpoint sends the batch to the chart, which answers
+        // the same way.
+        wiremock::Mock::given(wiremock::matchers::path_regex("^/v8/finance/chart/"))
+            .respond_with(answer)
+            .mount(&upstream)
+            .await;
         let (exit, _, err) = support::run(&mut once(&server, &upstream, &["stock", "--force"]));
         assert_eq!(exit, Some(code), "{err}");
         let value: String = c.get("finance:cache:stock:AAPL").await.unwrap();

@@ -103,36 +103,6 @@ async fn polygon_quotes_and_chains_with_the_key_in_a_header() {
 }
 
 #[tokio::test]
-async fn a_next_url_to_another_host_is_not_followed() {
-    let server = MockServer::start().await;
-    let elsewhere = MockServer::start().await;
-    let mut page1: serde_json::Value =
-        serde_json::from_slice(&fixture("polygon/v3_snapshot_options_chain_AAPL.mock.json"))
-            .unwrap();
-    page1["next_url"] = format!(
-        "{}/v3/snapshot/options/AAPL?cursor=abc",
-        elsewhere.uri().replace("127.0.0.1", "localhost")
-    )
-    .into();
-    Mock::given(path("/v3/snapshot/options/AAPL"))
-        .respond_with(json(serde_json::to_vec(&page1).unwrap()))
-        .mount(&server)
-        .await;
-    Mock::given(wiremock::matchers::any())
-        .respond_with(ResponseTemplate::new(200))
-        .expect(0)
-        .mount(&elsewhere)
-        .await;
-    let mut s = settings(&server);
-    s.provider.options = vec![ProviderName::Polygon];
-    let e = providers(&s).options(&t("AAPL")).await.unwrap_err();
-    assert!(
-        e.to_string().contains("next_url points to another host"),
-        "{e}"
-    );
-}
-
-#[tokio::test]
 async fn tradier_quotes_one_or_many_and_chains_with_greeks() {
     let server = MockServer::start().await;
     let bearer = format!("Bearer {TRADIER_TOKEN}");
@@ -251,6 +221,38 @@ async fn tradier_quotes_one_or_many_and_chains_with_greeks() {
 }
 
 #[tokio::test]
+async fn tradier_asks_for_every_root_of_an_underlying() {
+    let server = MockServer::start().await;
+    // Recorded with includeAllRoots=true: without it, weekly roots (SPXW, RUTW) and adjusted
+    // ones (AAPL1) are missing from the expirations and the chains.
+    Mock::given(path("/v1/markets/options/expirations"))
+        .and(query_param("symbol", "AAPL"))
+        .and(query_param("includeAllRoots", "true"))
+        .respond_with(json(fixture(
+            "tradier/markets_options_expirations_AAPL_includeAllRoots_sandbox_2023-01-06.json",
+        )))
+        .expect(1)
+        .mount(&server)
+        .await;
+    // The only recorded chain is PLTR's: rejected for AAPL, but it shows what was asked.
+    Mock::given(path("/v1/markets/options/chains"))
+        .and(query_param("symbol", "AAPL"))
+        .and(query_param("expiration", "2023-01-06"))
+        .and(query_param("includeAllRoots", "true"))
+        .respond_with(json(fixture(
+            "tradier/markets_options_chains_PLTR_2024-12-20.json",
+        )))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let mut s = settings(&server);
+    s.provider.options = vec![ProviderName::Tradier];
+    s.jobs.options.expirations = Some(1);
+    let e = providers(&s).options(&t("AAPL")).await.unwrap_err();
+    assert!(matches!(e, ProviderError::Invalid { .. }), "{e}");
+}
+
+#[tokio::test]
 async fn keys_never_appear_in_errors() {
     let closed_port = {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -305,6 +307,27 @@ async fn keys_never_appear_in_errors() {
         messages.push(format!("{e} | {e:?}"));
     }
     assert_eq!(messages.len(), 7);
+    // Finnhub's key, on an answer it refuses and on a dead host.
+    Mock::given(path("/api/v1/calendar/earnings"))
+        .respond_with(ResponseTemplate::new(401).set_body_raw(
+            // Finnhub's body for a bad key, as finnhubio/Finnhub-API #582 quotes it.
+            r#"{"error":"Invalid API key."}"#,
+            "application/json",
+        ))
+        .mount(&server)
+        .await;
+    for base in [server.uri(), format!("http://127.0.0.1:{closed_port}")] {
+        let mut f = settings(&server);
+        f.provider.finnhub.base_url = HttpUrl(base.parse().unwrap());
+        f.provider.finnhub.api_key = Some(Secret::new("fh_SECRET_42"));
+        f.provider.earnings = vec![ProviderName::Finnhub];
+        let e = providers(&f)
+            .earnings(&t("AAPL"), chrono_tz::America::New_York)
+            .await
+            .unwrap_err();
+        let shown = format!("{e} | {e:?} | {f:?}{}", f.to_redacted_toml());
+        assert!(!shown.contains("fh_SECRET_42"), "{shown}");
+    }
     for m in &messages {
         assert!(
             !m.contains(POLYGON_KEY) && !m.contains(TRADIER_TOKEN) && !m.contains("SECRET"),

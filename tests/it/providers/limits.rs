@@ -279,3 +279,43 @@ async fn oversized_bodies_and_timeouts_are_errors_not_data() {
         "{results:?}"
     );
 }
+
+#[tokio::test]
+async fn tradier_s_rate_limit_headers_hold_the_next_request_until_its_window_ends() {
+    let server = MockServer::start().await;
+    // The headers Tradier sends with every answer (recorded in
+    // tests/fixtures/tradier/cassettes), here with the minute used up and 1.5 s of it left.
+    let expiry = (chrono::Utc::now() + chrono::Duration::milliseconds(1500)).timestamp_millis();
+    let body = || {
+        json(fixture(
+            "tradier/markets_quotes_PLTR_single_symbol_object.json",
+        ))
+    };
+    let (responder, arrivals) = sequence(
+        body()
+            .insert_header("X-Ratelimit-Allowed", "60")
+            .insert_header("X-Ratelimit-Used", "60")
+            .insert_header("X-Ratelimit-Available", "0")
+            .insert_header("X-Ratelimit-Expiry", expiry.to_string().as_str()),
+        body(),
+    );
+    Mock::given(path("/v1/markets/quotes"))
+        .respond_with(responder)
+        .mount(&server)
+        .await;
+    let mut s = settings(&server);
+    s.provider.stock = vec![ProviderName::Tradier];
+    let p = providers(&s);
+    for _ in 0..2 {
+        assert_eq!(
+            found(quote_of(&p.quotes(&[t("PLTR")]).await, "PLTR")).price,
+            25.5
+        );
+    }
+    let arrivals = arrivals.lock().unwrap();
+    let gap = arrivals[1] - arrivals[0];
+    assert!(
+        gap >= Duration::from_millis(1300),
+        "the second request came {gap:?} after the first"
+    );
+}

@@ -2,11 +2,14 @@
 //! `tests/fixtures/` byte for byte. Where a test needs a body no recording holds (an error page,
 //! a 401), it uses the body the provider notes document, and says so.
 
+mod finnhub;
 mod keyed;
 mod limits;
 mod markets;
+mod massive;
 mod replay;
 mod yahoo;
+mod yahoo_session;
 
 use crate::support;
 

@@ -116,7 +116,8 @@ pub enum Chaos {
 /// recorded. Plain HTTP/1.1, one request per connection, so it can misbehave at the socket level.
 pub struct ChaosUpstream {
     pub uri: String,
-    pub log: std::sync::Arc<std::sync::Mutex<Vec<(std::time::Instant, Chaos)>>>,
+    /// When each data request arrived, how it was answered, and its path.
+    pub log: std::sync::Arc<std::sync::Mutex<Vec<(std::time::Instant, Chaos, String)>>>,
 }
 
 impl ChaosUpstream {
@@ -182,7 +183,10 @@ impl ChaosUpstream {
                         .unwrap_or_default();
                     let mode =
                         modes[next.fetch_add(1, std::sync::atomic::Ordering::SeqCst) % modes.len()];
-                    seen.lock().unwrap().push((std::time::Instant::now(), mode));
+                    let path = target.split('?').next().unwrap_or_default().to_owned();
+                    seen.lock()
+                        .unwrap()
+                        .push((std::time::Instant::now(), mode, path));
                     let reply = match mode {
                         Chaos::Fine => respond("200 OK", "application/json", &quotes.body_for(&symbols)),
                         Chaos::ServerError => respond("500 Internal Server Error", "text/plain", "oops"),
