@@ -2,7 +2,8 @@
 //!
 //! # Layout
 //! - [`http`]: the shared HTTP client and each provider's limits: concurrency, token bucket,
-//!   retries with backoff, `Retry-After`, rate-limit headers, the circuit breaker, the body cap.
+//!   retries with backoff, `Retry-After`, rate-limit headers, the body cap; [`breaker`]: the
+//!   circuit breaker.
 //! - [`api`]: the `Provider` trait and what providers answer; every provider builds on it.
 //! - [`yahoo`], [`polygon`], [`tradier`], [`finnhub`]: the live APIs; [`replay`]: recorded
 //!   responses, offline.
@@ -12,6 +13,7 @@
 //! for the tickers the previous ones did not deliver.
 
 pub mod api;
+mod breaker;
 pub mod finnhub;
 pub mod http;
 pub mod polygon;

@@ -12,10 +12,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::header::{ACCEPT, ACCEPT_LANGUAGE, HeaderMap, HeaderValue, ORIGIN, REFERER};
+use tokio::sync::Mutex;
 use tokio::time::Instant;
 use url::Url;
-
-use tokio::sync::Mutex;
 
 use super::consent::{self, PAGE_ACCEPT, is_consent_page};
 use super::parse::NAME;
