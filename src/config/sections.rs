@@ -340,41 +340,26 @@ pub struct ReplaySettings {
     pub dir: Option<PathBuf>,
 }
 
-impl YahooSettings {
-    pub fn limits(&self) -> Limits {
-        Limits {
-            max_concurrency: self.max_concurrency,
-            requests_per_second: self.requests_per_second,
+/// `limits()` for each HTTP provider's settings, which all carry the two fields.
+macro_rules! provider_limits {
+    ($($settings:ty),+) => {$(
+        impl $settings {
+            pub fn limits(&self) -> Limits {
+                Limits {
+                    max_concurrency: self.max_concurrency,
+                    requests_per_second: self.requests_per_second,
+                }
+            }
         }
-    }
+    )+};
 }
 
-impl PolygonSettings {
-    pub fn limits(&self) -> Limits {
-        Limits {
-            max_concurrency: self.max_concurrency,
-            requests_per_second: self.requests_per_second,
-        }
-    }
-}
-
-impl TradierSettings {
-    pub fn limits(&self) -> Limits {
-        Limits {
-            max_concurrency: self.max_concurrency,
-            requests_per_second: self.requests_per_second,
-        }
-    }
-}
-
-impl FinnhubSettings {
-    pub fn limits(&self) -> Limits {
-        Limits {
-            max_concurrency: self.max_concurrency,
-            requests_per_second: self.requests_per_second,
-        }
-    }
-}
+provider_limits!(
+    YahooSettings,
+    PolygonSettings,
+    TradierSettings,
+    FinnhubSettings
+);
 
 /// The shortest lock lease: renewals every third of it must fit several Redis round trips.
 pub const MIN_LOCK_TTL: Duration = Duration::from_secs(3);
