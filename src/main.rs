@@ -31,10 +31,12 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    if matches!(cli.command, Command::Demo { .. }) {
+    settings.log.format = if matches!(cli.command, Command::Demo { .. }) {
         // The demo is read by a person at a terminal.
-        settings.log.format = LogFormat::Pretty;
-    }
+        LogFormat::Pretty
+    } else {
+        telemetry::effective_format(settings.log.format)
+    };
     telemetry::init(&settings.log);
 
     let runtime = match tokio::runtime::Runtime::new() {

@@ -17,6 +17,12 @@ use tracing_subscriber::util::SubscriberInitExt;
 
 use crate::config::{LogFormat, LogSettings};
 
+/// `format` as it will be written: `auto` is pretty only when stderr is a terminal and not
+/// systemd's journal.
+pub fn effective_format(format: LogFormat) -> LogFormat {
+    format.resolved(io::stderr().is_terminal() && !stderr_is_the_journal())
+}
+
 /// Installs the global subscriber. `RUST_LOG`, when set, wins over `log.level`.
 pub fn init(settings: &LogSettings) {
     let filter = EnvFilter::try_from_default_env()
@@ -29,8 +35,8 @@ pub fn init(settings: &LogSettings) {
         true => BoxMakeWriter::new(Prioritised(inner)),
         false => inner,
     };
-    let installed = match settings.format {
-        LogFormat::Json => registry
+    let installed = match effective_format(settings.format) {
+        LogFormat::Json | LogFormat::Auto => registry
             .with(
                 tracing_subscriber::fmt::layer()
                     .json()

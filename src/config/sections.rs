@@ -161,6 +161,19 @@ pub struct LogSettings {
 pub enum LogFormat {
     Json,
     Pretty,
+    /// Pretty for a person at a terminal, JSON for a machine (systemd, Kubernetes, a pipe).
+    Auto,
+}
+
+impl LogFormat {
+    /// The format to write: `Auto` decided by whether a person reads stderr (`at_terminal`).
+    pub fn resolved(self, at_terminal: bool) -> LogFormat {
+        match self {
+            LogFormat::Auto if at_terminal => LogFormat::Pretty,
+            LogFormat::Auto => LogFormat::Json,
+            chosen => chosen,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -121,6 +121,34 @@ async fn no_bar_with_json_logs_or_when_stdout_is_not_a_terminal() {
     assert!(!stderr.contains("tickers  "), "{stderr}");
 }
 
+#[tokio::test]
+async fn log_format_auto_is_pretty_at_a_terminal_and_json_in_a_pipe() {
+    let server = redis().await;
+    let env = replay_env(&server, "auto").await;
+    // At a terminal: text lines (and the bar), no JSON.
+    let (code, screen) = under_pty(&format!("{BINARY} once stock --force"), &env);
+    assert_eq!(code, Some(0), "{screen}");
+    let finished = without_escapes(&screen)
+        .lines()
+        .find(|l| l.contains("run finished"))
+        .map(str::to_owned)
+        .unwrap_or_else(|| panic!("no run line in {screen:?}"));
+    assert!(!finished.trim_start().starts_with('{'), "{finished}");
+    assert!(final_bar(&screen, "stock").is_some(), "{screen}");
+    // Into a pipe: every line is a JSON object, without colour codes.
+    let mut cmd = fcw();
+    cmd.args(["once", "stock", "--force"]).envs(env);
+    let (code, _, stderr) = run(&mut cmd);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(!stderr.contains('\u{1b}'), "{stderr}");
+    for line in stderr.lines().filter(|l| !l.trim().is_empty()) {
+        assert!(
+            serde_json::from_str::<serde_json::Value>(line).is_ok(),
+            "not a JSON log line: {line:?}"
+        );
+    }
+}
+
 #[test]
 fn demo_at_a_terminal_shows_a_bar_per_job() {
     let (code, screen) = under_pty(&format!("{BINARY} demo"), &[]);

@@ -9,7 +9,16 @@ fn defaults_are_the_documented_file() {
     assert_eq!(s.redis.url.expose(), "redis://127.0.0.1:6379/0");
     assert_eq!(s.redis.connect_timeout.get(), Duration::from_secs(5));
     assert_eq!(s.redis.response_timeout.get(), Duration::from_secs(10));
-    assert_eq!(s.log.format, LogFormat::Json);
+    assert_eq!(s.log.format, LogFormat::Auto);
+    assert_eq!(
+        (
+            LogFormat::Auto.resolved(true),
+            LogFormat::Auto.resolved(false)
+        ),
+        (LogFormat::Pretty, LogFormat::Json),
+        "auto: pretty for a person at a terminal, JSON for a machine"
+    );
+    assert_eq!(LogFormat::Json.resolved(true), LogFormat::Json);
     assert_eq!(s.jobs.stock.schedule.as_str(), "0 */5 * * * *");
     // The printed defaults parse back as a config file with the same values.
     let dir = tempfile::tempdir().unwrap();
