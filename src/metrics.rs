@@ -19,6 +19,19 @@ pub enum Kind {
     Histogram,
 }
 
+/// The label naming a job. Not `job`: Prometheus attaches `job` (and `instance`) to every
+/// scraped series itself, and would rename ours to `exported_job`.
+pub const JOB_LABEL: &str = "job_name";
+
+/// The `outcome`s of `fcw_runs_total`.
+pub const RUN_OUTCOMES: &[&str] = &[
+    "ok",
+    "failed",
+    "interrupted",
+    "skipped_lock",
+    "skipped_overlap",
+];
+
 /// Every series the daemon exports, with its help text: the list the dashboard and the alert
 /// rules may use, and the table in docs/monitoring.md.
 pub const SERIES: &[(&str, Kind, &str)] = &[
@@ -133,6 +146,23 @@ pub fn install() -> Result<PrometheusHandle, String> {
     Ok(handle)
 }
 
+/// Creates at zero the series alerts select, for every job and HTTP provider the config names:
+/// a run counter per outcome and the breaker state. Without them a healthy daemon that has not
+/// failed yet looks like one that exports nothing, and "absent" hides "healthy".
+pub fn zero_series(jobs: &[&'static str], providers: &[&'static str]) {
+    for &job in jobs {
+        for &outcome in RUN_OUTCOMES {
+            ::metrics::counter!("fcw_runs_total", JOB_LABEL => job, "outcome" => outcome)
+                .increment(0);
+        }
+    }
+    for &provider in providers {
+        ::metrics::gauge!("fcw_circuit_breaker_open", "provider" => provider).set(0.0);
+        ::metrics::counter!("fcw_circuit_breaker_opened_total", "provider" => provider)
+            .increment(0);
+    }
+}
+
 /// Counts of one run, for its summary line. The counters live in a task-local, so everything a
 /// run's task does (including the futures it polls concurrently) counts toward that run only,
 /// while jobs running at the same time keep separate counts.
@@ -199,9 +229,9 @@ pub fn breaker_state(provider: &'static str, open: bool) {
     }
 }
 
-/// The metrics of a finished run: `fcw_runs_total{job, outcome}`,
-/// `fcw_run_duration_seconds{job}`, `fcw_tickers_total{job, outcome}` and, on success,
-/// `fcw_last_success_timestamp_seconds{job}` (what "cache not warmed for 15 minutes" alerts use).
+/// The metrics of a finished run: `fcw_runs_total{job_name, outcome}`,
+/// `fcw_run_duration_seconds{job_name}`, `fcw_tickers_total{job_name, outcome}` and, on success,
+/// `fcw_last_success_timestamp_seconds{job_name}` (what "cache not warmed for 15 minutes" alerts use).
 /// `tickers` are the run's ticker counts by outcome (`seen`, `fetched`, `written`, ...).
 pub fn run_finished(
     job: &'static str,
@@ -209,19 +239,20 @@ pub fn run_finished(
     duration: std::time::Duration,
     tickers: &[(&'static str, u64)],
 ) {
-    ::metrics::counter!("fcw_runs_total", "job" => job, "outcome" => outcome).increment(1);
-    ::metrics::histogram!("fcw_run_duration_seconds", "job" => job).record(duration.as_secs_f64());
+    ::metrics::counter!("fcw_runs_total", JOB_LABEL => job, "outcome" => outcome).increment(1);
+    ::metrics::histogram!("fcw_run_duration_seconds", JOB_LABEL => job)
+        .record(duration.as_secs_f64());
     for &(what, n) in tickers {
-        ::metrics::counter!("fcw_tickers_total", "job" => job, "outcome" => what).increment(n);
+        ::metrics::counter!("fcw_tickers_total", JOB_LABEL => job, "outcome" => what).increment(n);
     }
     if outcome == "ok" {
         last_success(job, chrono::Utc::now());
     }
 }
 
-/// `fcw_last_success_timestamp_seconds{job}`.
+/// `fcw_last_success_timestamp_seconds{job_name}`.
 pub fn last_success(job: &'static str, at: chrono::DateTime<chrono::Utc>) {
-    ::metrics::gauge!("fcw_last_success_timestamp_seconds", "job" => job)
+    ::metrics::gauge!("fcw_last_success_timestamp_seconds", JOB_LABEL => job)
         .set(at.timestamp_millis() as f64 / 1000.0);
 }
 
@@ -242,16 +273,16 @@ pub fn market_calendar_expired(market: &str) {
     ::metrics::gauge!("fcw_market_calendar_expired", "market" => market.to_owned()).set(1.0);
 }
 
-/// `fcw_tickers_by_market_total{job, market}`: values a run wrote on one market's clock.
+/// `fcw_tickers_by_market_total{job_name, market}`: values a run wrote on one market's clock.
 pub fn written_by_market(job: &'static str, market: &str, values: u64) {
-    ::metrics::counter!("fcw_tickers_by_market_total", "job" => job, "market" => market.to_owned())
+    ::metrics::counter!("fcw_tickers_by_market_total", JOB_LABEL => job, "market" => market.to_owned())
         .increment(values);
 }
 
-/// `fcw_runs_total{job, outcome="skipped_overlap"}`: a tick that found the previous run still
+/// `fcw_runs_total{job_name, outcome="skipped_overlap"}`: a tick that found the previous run still
 /// going.
 pub fn run_skipped_overlap(job: &'static str) {
-    ::metrics::counter!("fcw_runs_total", "job" => job, "outcome" => "skipped_overlap")
+    ::metrics::counter!("fcw_runs_total", JOB_LABEL => job, "outcome" => "skipped_overlap")
         .increment(1);
 }
 

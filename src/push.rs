@@ -9,6 +9,7 @@
 use std::time::Duration;
 
 use crate::config::HttpUrl;
+use crate::metrics;
 
 /// How long one push may take: a Pushgateway that hangs must not keep a finished CronJob pod.
 const PUSH_TIMEOUT: Duration = Duration::from_secs(10);
@@ -109,14 +110,15 @@ fn groups(exposition: &str, jobs: &[&str]) -> Vec<(String, String)> {
     groups
 }
 
-/// The value of a sample line's `job` label.
+/// The value of a sample line's job label ([`metrics::JOB_LABEL`]).
 fn job_label(line: &str) -> Option<&str> {
     let labels = &line[line.find('{')? + 1..line.find('}')?];
+    let key = format!("{}=\"", metrics::JOB_LABEL);
     let at = labels
-        .match_indices("job=\"")
+        .match_indices(key.as_str())
         .find(|(i, _)| *i == 0 || labels.as_bytes()[i - 1] == b',')?
         .0;
-    let value = &labels[at + 5..];
+    let value = &labels[at + key.len()..];
     Some(&value[..value.find('"')?])
 }
 
@@ -125,12 +127,12 @@ mod tests {
     use super::*;
 
     const TEXT: &str = "# HELP fcw_runs_total Runs.\n# TYPE fcw_runs_total counter\n\
-        fcw_runs_total{job=\"stock\",outcome=\"ok\"} 1\n\
-        fcw_runs_total{job=\"options\",outcome=\"failed\"} 1\n\n\
+        fcw_runs_total{job_name=\"stock\",outcome=\"ok\"} 1\n\
+        fcw_runs_total{job_name=\"options\",outcome=\"failed\"} 1\n\n\
         # HELP fcw_redis_errors_total Errors.\n# TYPE fcw_redis_errors_total counter\n\
         fcw_redis_errors_total 2\n\
         # HELP fcw_tickers_total T.\n# TYPE fcw_tickers_total counter\n\
-        fcw_tickers_total{outcome=\"seen\",job=\"stock\"} 3\n";
+        fcw_tickers_total{outcome=\"seen\",job_name=\"stock\"} 3\n";
 
     #[test]
     fn each_series_goes_to_the_group_of_its_own_job() {
@@ -140,11 +142,11 @@ mod tests {
         assert_eq!(
             g[0].1,
             "# HELP fcw_runs_total Runs.\n# TYPE fcw_runs_total counter\n\
-             fcw_runs_total{job=\"stock\",outcome=\"ok\"} 1\n\
+             fcw_runs_total{job_name=\"stock\",outcome=\"ok\"} 1\n\
              # HELP fcw_tickers_total T.\n# TYPE fcw_tickers_total counter\n\
-             fcw_tickers_total{outcome=\"seen\",job=\"stock\"} 3\n"
+             fcw_tickers_total{outcome=\"seen\",job_name=\"stock\"} 3\n"
         );
-        assert!(g[1].1.contains("job=\"options\"") && !g[1].1.contains("stock"));
+        assert!(g[1].1.contains("job_name=\"options\"") && !g[1].1.contains("stock"));
         assert!(g[2].1.ends_with("fcw_redis_errors_total 2\n"), "{}", g[2].1);
     }
 

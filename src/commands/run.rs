@@ -5,7 +5,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use crate::commands::common::{AppError, warn_if_the_grace_outlasts_stop_timeouts};
-use crate::config::Settings;
+use crate::config::{ProviderName, Settings};
 use crate::health::Health;
 use crate::jobs::JobName;
 use crate::runner::Runner;
@@ -25,6 +25,7 @@ pub async fn run(
 ) -> Result<(), AppError> {
     warn_if_the_grace_outlasts_stop_timeouts(&settings);
     let metrics = metrics::install().map_err(AppError::Metrics)?;
+    metrics::zero_series(&enabled_jobs(&settings), &http_providers(&settings));
     let listen = settings.server.address();
     let store = Store::lazy(&settings.redis)?;
     let runner = Runner::new(startup::shared(settings, store.clone())?, shutdown.clone());
@@ -107,3 +108,27 @@ const START_UP_POLL: Duration = Duration::from_millis(100);
 const HEARTBEAT: Duration = Duration::from_secs(5);
 /// How often histogram buckets are compacted; the exporter needs it or they grow without bound.
 const METRICS_UPKEEP: Duration = Duration::from_secs(10);
+
+/// The jobs this daemon schedules.
+fn enabled_jobs(settings: &Settings) -> Vec<&'static str> {
+    settings
+        .jobs
+        .iter()
+        .filter(|(_, job)| job.enabled)
+        .map(|(name, _)| name)
+        .collect()
+}
+
+/// The providers of every chain that call out over HTTP (and so have a circuit breaker).
+fn http_providers(settings: &Settings) -> Vec<&'static str> {
+    let p = &settings.provider;
+    let mut names: Vec<&'static str> = [&p.stock, &p.options, &p.earnings]
+        .into_iter()
+        .flatten()
+        .filter(|name| **name != ProviderName::Replay)
+        .map(|name| name.as_str())
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    names
+}

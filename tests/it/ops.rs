@@ -51,6 +51,85 @@ fn sample(metrics: &str, series: &str) -> Option<f64> {
 }
 
 #[tokio::test]
+async fn a_scrape_passes_promtool_with_the_alerted_series_there_from_the_start() {
+    let server = redis().await;
+    let mut env = replayed(vec![("FCW_REDIS__URL", server.url())]);
+    // Keyed providers in the chains name their breakers; replay has none.
+    env.push(("FCW_PROVIDER__STOCK", "polygon,replay".into()));
+    env.push(("FCW_PROVIDER__POLYGON__API_KEY", "pk_unused".into()));
+    // A port nothing listens on: the chain falls through to replay at once.
+    env.push((
+        "FCW_PROVIDER__POLYGON__BASE_URL",
+        format!("http://127.0.0.1:{}", free_port()),
+    ));
+    env.push(("FCW_JOBS__INTEGRITY__ENABLED", "false".into()));
+    env.extend(support::START_UP_RUNS_ONLY.map(|(k, v)| (k, v.to_owned())));
+    let (child, base) = daemon(&env);
+    let metrics = eventually(30, "a first scrape", || async {
+        let (_, text) = get(&format!("{base}/metrics")).await?;
+        text.contains("fcw_runs_total").then_some(text)
+    })
+    .await;
+    drop(child);
+    // Zero before anything failed: "absent" does not stand in for "healthy".
+    for job in ["stock", "options", "earnings"] {
+        for outcome in ["failed", "interrupted", "skipped_lock"] {
+            let series = format!(r#"fcw_runs_total{{job_name="{job}",outcome="{outcome}"}}"#);
+            assert_eq!(sample(&metrics, &series), Some(0.0), "{series}: {metrics}");
+        }
+    }
+    assert!(
+        !metrics.contains(r#"job_name="integrity""#),
+        "a disabled job has no series"
+    );
+    assert_eq!(
+        sample(&metrics, r#"fcw_circuit_breaker_open{provider="polygon"}"#),
+        Some(0.0)
+    );
+    assert_eq!(
+        sample(
+            &metrics,
+            r#"fcw_circuit_breaker_opened_total{provider="polygon"}"#
+        ),
+        Some(0.0)
+    );
+    // No label a scrape would rename (`job`, `instance` become `exported_*`).
+    for line in metrics.lines().filter(|l| l.starts_with("fcw_")) {
+        assert!(
+            !line.contains("{job=") && !line.contains(",job=") && !line.contains("instance="),
+            "{line}"
+        );
+    }
+    let found = std::process::Command::new("promtool")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if support::tool_or_skip(found, "promtool", "FCW_REQUIRE_DEPLOY_TOOLS") {
+        use std::io::Write;
+        let mut check = std::process::Command::new("promtool")
+            .args(["check", "metrics"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        check
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(metrics.as_bytes())
+            .unwrap();
+        let out = check.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "promtool check metrics: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+#[tokio::test]
 async fn metrics_show_runs_tickers_upstream_and_integrity_after_real_runs() {
     let server = redis().await;
     let mut c = conn(&server).await;
@@ -96,7 +175,7 @@ async fn metrics_show_runs_tickers_upstream_and_integrity_after_real_runs() {
         let done = ["stock", "earnings", "integrity"].iter().all(|job| {
             sample(
                 &text,
-                &format!("fcw_runs_total{{job=\"{job}\",outcome=\"ok\"}}"),
+                &format!("fcw_runs_total{{job_name=\"{job}\",outcome=\"ok\"}}"),
             ) == Some(1.0)
         });
         // The coverage gauges follow the start-up runs.
@@ -108,23 +187,26 @@ async fn metrics_show_runs_tickers_upstream_and_integrity_after_real_runs() {
         sample(&metrics, series).unwrap_or_else(|| panic!("no {series} in:\n{metrics}"))
     };
     assert_eq!(
-        has(r#"fcw_runs_total{job="options",outcome="skipped_lock"}"#),
+        has(r#"fcw_runs_total{job_name="options",outcome="skipped_lock"}"#),
         1.0
     );
     assert_eq!(
-        has(r#"fcw_tickers_total{job="stock",outcome="written"}"#),
+        has(r#"fcw_tickers_total{job_name="stock",outcome="written"}"#),
         2.0
     );
     assert_eq!(
-        has(r#"fcw_tickers_total{job="stock",outcome="invalid"}"#),
+        has(r#"fcw_tickers_total{job_name="stock",outcome="invalid"}"#),
         1.0
     );
-    assert_eq!(has(r#"fcw_run_duration_seconds_count{job="stock"}"#), 1.0);
+    assert_eq!(
+        has(r#"fcw_run_duration_seconds_count{job_name="stock"}"#),
+        1.0
+    );
     assert!(
-        metrics.contains(r#"fcw_run_duration_seconds_bucket{job="stock",le="0.5"}"#),
+        metrics.contains(r#"fcw_run_duration_seconds_bucket{job_name="stock",le="0.5"}"#),
         "a histogram with buckets"
     );
-    let last = has(r#"fcw_last_success_timestamp_seconds{job="stock"}"#);
+    let last = has(r#"fcw_last_success_timestamp_seconds{job_name="stock"}"#);
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -382,11 +464,11 @@ async fn the_daemon_exports_coverage_and_last_successes_it_reads_from_redis() {
     );
     let recorded = chrono::DateTime::parse_from_rfc3339(&recorded).unwrap();
     assert_eq!(
-        has(r#"fcw_last_success_timestamp_seconds{job="stock"}"#),
+        has(r#"fcw_last_success_timestamp_seconds{job_name="stock"}"#),
         recorded.timestamp_millis() as f64 / 1000.0
     );
     assert!(
-        !metrics.contains(r#"fcw_last_success_timestamp_seconds{job="options"}"#),
+        !metrics.contains(r#"fcw_last_success_timestamp_seconds{job_name="options"}"#),
         "a job that never succeeded has no last success"
     );
     support::signal(child.id().unwrap(), "-TERM");
@@ -475,7 +557,7 @@ async fn once_pushes_each_jobs_metrics_to_a_real_pushgateway_grouped_by_job() {
     assert_eq!(
         sample(
             &metrics,
-            r#"fcw_runs_total{instance="",job="stock",outcome="ok"}"#
+            r#"fcw_runs_total{instance="",job="stock",job_name="stock",outcome="ok"}"#
         ),
         Some(1.0),
         "{metrics}"
@@ -483,7 +565,7 @@ async fn once_pushes_each_jobs_metrics_to_a_real_pushgateway_grouped_by_job() {
     assert!(
         sample(
             &metrics,
-            r#"fcw_last_success_timestamp_seconds{instance="",job="stock"}"#
+            r#"fcw_last_success_timestamp_seconds{instance="",job="stock",job_name="stock"}"#
         )
         .is_some()
     );
@@ -496,7 +578,9 @@ async fn once_pushes_each_jobs_metrics_to_a_real_pushgateway_grouped_by_job() {
         assert_eq!(
             sample(
                 &metrics,
-                &format!(r#"fcw_runs_total{{instance="",job="{job}",outcome="ok"}}"#)
+                &format!(
+                    r#"fcw_runs_total{{instance="",job="{job}",job_name="{job}",outcome="ok"}}"#
+                )
             ),
             Some(1.0),
             "{job}: {metrics}"

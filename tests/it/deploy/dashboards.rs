@@ -138,3 +138,39 @@ fn the_exported_series_are_the_ones_recorded_and_the_readme_documents() {
         );
     }
 }
+
+#[test]
+fn the_shipped_alert_rules_pass_promtool_and_their_unit_tests() {
+    if !available("promtool") {
+        return;
+    }
+    let dir = Path::new(ROOT).join("deploy/prometheus");
+    for args in [
+        ["check", "rules", "alerts.yml"],
+        ["test", "rules", "alerts.test.yml"],
+    ] {
+        let out = Command::new("promtool")
+            .args(args)
+            .current_dir(&dir)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "promtool {}: {}{}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    // They select the daemon's own labels, never the `job` Prometheus attaches, for its series.
+    let rules = std::fs::read_to_string(dir.join("alerts.yml")).unwrap();
+    for name in series_named(&rules) {
+        assert!(
+            exported().contains(&name.as_str()),
+            "alerts.yml names {name}, which is not exported"
+        );
+    }
+    assert!(
+        !rules.contains("by (job)") && !rules.contains("fcw_last_success_timestamp_seconds{job=")
+    );
+}
