@@ -146,8 +146,8 @@ pub fn install() -> Result<PrometheusHandle, String> {
     Ok(handle)
 }
 
-/// Creates at zero the series alerts select, for every job and HTTP provider the config names:
-/// a run counter per outcome and the breaker state. Without them a healthy daemon that has not
+/// Creates at zero the series alerts and panels select, for every job and HTTP provider the
+/// config names: a run counter per outcome, the breaker state, Redis errors. Without them a healthy daemon that has not
 /// failed yet looks like one that exports nothing, and "absent" hides "healthy".
 pub fn zero_series(jobs: &[&'static str], providers: &[&'static str]) {
     for &job in jobs {
@@ -156,6 +156,7 @@ pub fn zero_series(jobs: &[&'static str], providers: &[&'static str]) {
                 .increment(0);
         }
     }
+    ::metrics::counter!("fcw_redis_errors_total").increment(0);
     for &provider in providers {
         ::metrics::gauge!("fcw_circuit_breaker_open", "provider" => provider).set(0.0);
         ::metrics::counter!("fcw_circuit_breaker_opened_total", "provider" => provider)

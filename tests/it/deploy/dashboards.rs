@@ -38,7 +38,7 @@ fn exported() -> Vec<&'static str> {
         .collect()
 }
 
-fn panel_exprs(panels: &[serde_json::Value], exprs: &mut Vec<(String, String)>) {
+pub(crate) fn panel_exprs(panels: &[serde_json::Value], exprs: &mut Vec<(String, String)>) {
     for panel in panels {
         let title = panel["title"].as_str().unwrap_or("?").to_owned();
         if let Some(nested) = panel["panels"].as_array() {

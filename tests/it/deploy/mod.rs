@@ -5,6 +5,8 @@
 
 mod container;
 mod dashboards;
+
+pub(crate) use dashboards::panel_exprs;
 mod systemd;
 
 use crate::support;

@@ -1,6 +1,8 @@
 //! Operating the daemon: `/metrics` after real runs, `/readyz` following Redis, `/healthz`, and
 //! the systemd notify protocol on a socket the test owns.
 
+mod prometheus;
+
 use crate::support;
 
 use std::process::Stdio;
@@ -48,85 +50,6 @@ fn sample(metrics: &str, series: &str) -> Option<f64> {
         .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
         .and_then(|l| l.rsplit(' ').next())
         .and_then(|v| v.parse().ok())
-}
-
-#[tokio::test]
-async fn a_scrape_passes_promtool_with_the_alerted_series_there_from_the_start() {
-    let server = redis().await;
-    let mut env = replayed(vec![("FCW_REDIS__URL", server.url())]);
-    // Keyed providers in the chains name their breakers; replay has none.
-    env.push(("FCW_PROVIDER__STOCK", "polygon,replay".into()));
-    env.push(("FCW_PROVIDER__POLYGON__API_KEY", "pk_unused".into()));
-    // A port nothing listens on: the chain falls through to replay at once.
-    env.push((
-        "FCW_PROVIDER__POLYGON__BASE_URL",
-        format!("http://127.0.0.1:{}", free_port()),
-    ));
-    env.push(("FCW_JOBS__INTEGRITY__ENABLED", "false".into()));
-    env.extend(support::START_UP_RUNS_ONLY.map(|(k, v)| (k, v.to_owned())));
-    let (child, base) = daemon(&env);
-    let metrics = eventually(30, "a first scrape", || async {
-        let (_, text) = get(&format!("{base}/metrics")).await?;
-        text.contains("fcw_runs_total").then_some(text)
-    })
-    .await;
-    drop(child);
-    // Zero before anything failed: "absent" does not stand in for "healthy".
-    for job in ["stock", "options", "earnings"] {
-        for outcome in ["failed", "interrupted", "skipped_lock"] {
-            let series = format!(r#"fcw_runs_total{{job_name="{job}",outcome="{outcome}"}}"#);
-            assert_eq!(sample(&metrics, &series), Some(0.0), "{series}: {metrics}");
-        }
-    }
-    assert!(
-        !metrics.contains(r#"job_name="integrity""#),
-        "a disabled job has no series"
-    );
-    assert_eq!(
-        sample(&metrics, r#"fcw_circuit_breaker_open{provider="polygon"}"#),
-        Some(0.0)
-    );
-    assert_eq!(
-        sample(
-            &metrics,
-            r#"fcw_circuit_breaker_opened_total{provider="polygon"}"#
-        ),
-        Some(0.0)
-    );
-    // No label a scrape would rename (`job`, `instance` become `exported_*`).
-    for line in metrics.lines().filter(|l| l.starts_with("fcw_")) {
-        assert!(
-            !line.contains("{job=") && !line.contains(",job=") && !line.contains("instance="),
-            "{line}"
-        );
-    }
-    let found = std::process::Command::new("promtool")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if support::tool_or_skip(found, "promtool", "FCW_REQUIRE_DEPLOY_TOOLS") {
-        use std::io::Write;
-        let mut check = std::process::Command::new("promtool")
-            .args(["check", "metrics"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        check
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(metrics.as_bytes())
-            .unwrap();
-        let out = check.wait_with_output().unwrap();
-        assert!(
-            out.status.success(),
-            "promtool check metrics: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
 }
 
 #[tokio::test]
