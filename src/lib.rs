@@ -3,8 +3,8 @@
 //!
 //! # Layout
 //! - [`config`]: typed settings from defaults, a TOML file and `FCW_*` variables, validated.
-//! - [`telemetry`]: JSON or pretty logs on stderr, set up once; [`tls`]: rustls' crypto provider,
-//!   chosen once for every TLS user.
+//! - [`telemetry`]: JSON or pretty logs on stderr, set up once, and [`traces`] over OTLP;
+//!   [`tls`]: rustls' crypto provider, chosen once for every TLS user.
 //! - [`store`]: every Redis command: the shared, auto-reconnecting connection, its retry
 //!   policy, typed reads and writes, and the job locks with their fences.
 //! - [`keys`]: the Redis key schema; [`ticker`]: the validated ticker symbol; [`watchlist`]:
@@ -54,5 +54,6 @@ pub mod store;
 pub mod telemetry;
 pub mod ticker;
 pub mod tls;
+pub mod traces;
 pub mod ttl;
 pub mod watchlist;

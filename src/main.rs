@@ -37,7 +37,7 @@ fn main() -> ExitCode {
     } else {
         telemetry::effective_format(settings.log.format)
     };
-    telemetry::init(&settings.log);
+    let traces = telemetry::init(&settings.log, settings.telemetry.otlp_endpoint.as_ref());
 
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
@@ -58,12 +58,15 @@ fn main() -> ExitCode {
         )
         .await
     });
-    match result {
+    let code = match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             let code = e.exit_code();
             tracing::error!(exit_code = code, "{e}");
             ExitCode::from(code)
         }
-    }
+    };
+    drop(runtime);
+    traces.shutdown();
+    code
 }

@@ -1,4 +1,5 @@
-//! Logging, set up once per process: JSON lines or pretty text on stderr.
+//! Logging, set up once per process: JSON lines or pretty text on stderr, and traces over OTLP
+//! when configured ([`crate::traces`]).
 //!
 //! stderr because journald and Kubernetes collect it; stdout is reserved for command output
 //! (`check-config`, `demo`, ...) so that it can be piped. Context such as `job`, `run_id` and
@@ -15,7 +16,11 @@ use tracing_subscriber::fmt::writer::BoxMakeWriter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
-use crate::config::{LogFormat, LogSettings};
+use tracing_subscriber::Layer;
+use tracing_subscriber::filter::{FilterExt, LevelFilter, filter_fn};
+
+use crate::config::{HttpUrl, LogFormat, LogSettings};
+use crate::traces::{self, Traces};
 
 /// `format` as it will be written: `auto` is pretty only when stderr is a terminal and not
 /// systemd's journal.
@@ -23,13 +28,28 @@ pub fn effective_format(format: LogFormat) -> LogFormat {
     format.resolved(io::stderr().is_terminal() && !stderr_is_the_journal())
 }
 
-/// Installs the global subscriber. `RUST_LOG`, when set, wins over `log.level`.
-pub fn init(settings: &LogSettings) {
+/// Installs the global subscriber, exporting traces to `otlp` when given. `RUST_LOG`, when set,
+/// wins over `log.level`. Call it before the async runtime starts.
+pub fn init(settings: &LogSettings, otlp: Option<&HttpUrl>) -> Traces {
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(&settings.level))
         // log.level was validated when the config loaded; a bad RUST_LOG falls back to it.
         .unwrap_or_else(|_| EnvFilter::new("info"));
-    let registry = tracing_subscriber::registry().with(filter);
+    let (exporter, traces) = match otlp.map(|url| traces::exporter(&url.0)) {
+        Some(Ok((layer, traces))) => (Some(layer), traces),
+        Some(Err(e)) => {
+            eprintln!("traces are off: {e}");
+            (None, Traces::off())
+        }
+        None => (None, Traces::off()),
+    };
+    // Traces take every span at info and above whatever `log.level` says, so quieter logs do
+    // not turn the traces off.
+    let registry = tracing_subscriber::registry()
+        .with(exporter.map(|layer| layer.with_filter(LevelFilter::INFO)));
+    // The logs follow `log.level`; the spans inside a run are for traces, so a log line keeps
+    // naming its run.
+    let logged = move || filter.and(filter_fn(|meta| meta.target() != traces::TARGET));
     let journal = stderr_is_the_journal();
     let writer = |inner: BoxMakeWriter| match journal {
         true => BoxMakeWriter::new(Prioritised(inner)),
@@ -43,19 +63,22 @@ pub fn init(settings: &LogSettings) {
                     .flatten_event(true)
                     .with_current_span(true)
                     .with_span_list(false)
-                    .with_writer(writer(BoxMakeWriter::new(io::stderr))),
+                    .with_writer(writer(BoxMakeWriter::new(io::stderr)))
+                    .with_filter(logged()),
             )
             .try_init(),
         LogFormat::Pretty => registry
             .with(
                 tracing_subscriber::fmt::layer()
                     .with_ansi(io::stderr().is_terminal() && !journal)
-                    .with_writer(writer(BoxMakeWriter::new(|| crate::progress::LogWriter))),
+                    .with_writer(writer(BoxMakeWriter::new(|| crate::progress::LogWriter)))
+                    .with_filter(logged()),
             )
             .try_init(),
     };
     // A second call (only possible in tests) keeps the first subscriber.
     drop(installed);
+    traces
 }
 
 /// Whether stderr is the stream systemd connected to the journal: `$JOURNAL_STREAM` holds its

@@ -38,6 +38,9 @@ pub struct TelemetrySettings {
     /// nothing stays up to be scraped).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pushgateway_url: Option<HttpUrl>,
+    /// An OTLP/HTTP endpoint (a Collector's `:4318`) that traces of every run go to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub otlp_endpoint: Option<HttpUrl>,
 }
 
 /// What `status` (and its exit code) call healthy, beyond the jobs' recent successes.

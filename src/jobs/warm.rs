@@ -14,6 +14,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
+use tracing::Instrument;
 
 use crate::calendar::Calendar;
 use crate::codec;
@@ -26,6 +27,7 @@ use crate::provider::{Fetched, TickerResult};
 use crate::schedule::next_fire;
 use crate::store::{COMMAND_RETRIES, Fenced};
 use crate::ticker::Ticker;
+use crate::traces;
 use crate::ttl::{QuoteKind, Ttl, TtlPolicy, jitter_seed};
 use crate::watchlist::WatchlistReader;
 
@@ -169,7 +171,14 @@ impl Job for WarmJob {
             let batch_len = batch.len() as u64;
             let places = self.place(ctx, &batch).await?;
             let due = self.due(ctx, batch, &places, &mut report).await?;
-            let fetched = self.fetch(ctx, &due, &places);
+            let fetched = self
+                .fetch(ctx, &due, &places)
+                .instrument(tracing::info_span!(
+                    target: traces::TARGET,
+                    "batch",
+                    tickers = batch_len,
+                    due = due.len()
+                ));
             let results = match writing.take() {
                 Some(write) => {
                     let (results, written) = tokio::join!(fetched, write);

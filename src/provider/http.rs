@@ -16,12 +16,14 @@ use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderValue, LOCAT
 use serde::Deserialize;
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
+use tracing::Instrument;
 use url::Url;
 
 use crate::config::{Limits, ProviderSettings};
 use crate::metrics;
 use crate::provider::api::ProviderError;
 use crate::provider::breaker::Breaker;
+use crate::traces;
 
 /// First backoff step after a failed attempt; it doubles per attempt ...
 const BACKOFF_BASE: Duration = Duration::from_millis(250);
@@ -250,7 +252,36 @@ impl Upstream {
             .await
     }
 
+    /// One request and its retries, as one `upstream request` span: provider, endpoint, the
+    /// final status (or why there was none) and the retries; never the URL.
     async fn request(
+        &self,
+        endpoint: &'static str,
+        url: &Url,
+        headers: &HeaderMap,
+        form: Option<&str>,
+        policy: Policy,
+    ) -> Result<Reply, ProviderError> {
+        let span = tracing::info_span!(
+            target: traces::TARGET,
+            "upstream request",
+            provider = self.provider,
+            endpoint,
+            status = tracing::field::Empty,
+            retries = 0u32,
+        );
+        let result = self
+            .attempts(endpoint, url, headers, form, policy)
+            .instrument(span.clone())
+            .await;
+        match &result {
+            Ok(reply) => span.record("status", reply.status),
+            Err(e) => span.record("status", status_of(e)),
+        };
+        result
+    }
+
+    async fn attempts(
         &self,
         endpoint: &'static str,
         url: &Url,
@@ -312,6 +343,7 @@ impl Upstream {
                 return Err(error);
             }
             attempt += 1;
+            tracing::Span::current().record("retries", attempt);
             metrics::upstream_retry(self.provider, endpoint);
             tracing::debug!(provider = self.provider, endpoint, attempt, error = %error, "retrying");
             if !paused {
@@ -537,6 +569,17 @@ fn strip_urls(text: &str) -> String {
         })
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+/// A failed request's `status` in its span: the HTTP status, else what kind of failure.
+fn status_of(e: &ProviderError) -> String {
+    match e {
+        ProviderError::Status { status, .. } => status.to_string(),
+        ProviderError::Timeout { .. } => "timeout".into(),
+        ProviderError::BreakerOpen { .. } => "breaker_open".into(),
+        ProviderError::TooLarge { .. } => "too_large".into(),
+        _ => "error".into(),
+    }
 }
 
 /// An attempt's outcome as `fcw_upstream_requests_total` labels it: its status class (`2xx`,

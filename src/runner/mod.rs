@@ -23,6 +23,7 @@ use crate::notify;
 use crate::progress::{Bar, Unit};
 use crate::shutdown::{Shutdown, Signal};
 use crate::store::Lock;
+use crate::traces;
 use record::RunRecord;
 
 /// How a run ended.
@@ -104,10 +105,31 @@ impl Runner {
         let run_id = format!("{:016x}", fastrand::u64(..));
         let shard = options.shard.map(|s| s.to_string());
         let at = options.at.map(crate::model::rfc3339);
-        let span = tracing::info_span!("run", job = %name, run_id = %run_id, shard = shard.as_deref(), at = at.as_deref());
-        self.run_in_span(job, run_id, options)
-            .instrument(span)
-            .await
+        let span = tracing::info_span!(
+            "run",
+            job = %name,
+            run_id = %run_id,
+            shard = shard.as_deref(),
+            at = at.as_deref(),
+            trace_id = tracing::field::Empty,
+            outcome = tracing::field::Empty,
+            seen = tracing::field::Empty,
+            fetched = tracing::field::Empty,
+            written = tracing::field::Empty,
+            failed = tracing::field::Empty,
+        );
+        traces::record_trace_id(&span);
+        let result = self
+            .run_in_span(job, run_id, options)
+            .instrument(span.clone())
+            .await;
+        // The run's counts on its span (and so its trace), once known.
+        span.record("outcome", result.outcome.as_str());
+        span.record("seen", result.report.seen);
+        span.record("fetched", result.report.fetched);
+        span.record("written", result.report.written);
+        span.record("failed", result.report.failed);
+        result
     }
 
     async fn run_in_span(
@@ -243,9 +265,10 @@ impl Runner {
         let grace = settings.scheduler.shutdown_grace.get();
         let stop_new_work = ctx.stop_new_work.clone();
         let writes = ctx.clone();
-        let mut handle = tokio::spawn(metrics::counting(counters, async move {
-            runnable.run(&ctx).await
-        }));
+        // In the run's span, so the job's log lines name their run and its spans are its trace's.
+        let mut handle = tokio::spawn(
+            metrics::counting(counters, async move { runnable.run(&ctx).await }).in_current_span(),
+        );
         // An abandoned run still reports the values it wrote, and says so when a write it had
         // already handed to Redis may land after all.
         let abandon = |handle: &JoinHandle<Result<RunReport, JobError>>, why: &str| {

@@ -7,6 +7,7 @@ use backon::{ExponentialBuilder, Retryable};
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::cluster_async::ClusterConnection;
 use redis::{Client, Cmd, Pipeline, RedisError, RedisFuture, Value};
+use tracing::Instrument;
 
 use super::clients::{
     COMMAND_RETRIES, NodeTemplate, RETRY_MAX_DELAY, RETRY_MIN_DELAY, client, cluster,
@@ -14,6 +15,7 @@ use super::clients::{
 use super::error::{StoreError, is_transient};
 use crate::config::RedisSettings;
 use crate::metrics;
+use crate::traces;
 
 /// The connection every command goes through. Cloning is cheap and shares it.
 #[derive(Clone)]
@@ -373,7 +375,8 @@ impl Store {
     {
         let mut op = op;
         (|| {
-            let attempt = op(self.connection());
+            let attempt = op(self.connection())
+                .instrument(tracing::info_span!(target: traces::TARGET, "redis", command = what));
             async move {
                 let result = attempt.await;
                 self.observe(&result);

@@ -2,6 +2,7 @@
 //! the systemd notify protocol on a socket the test owns.
 
 mod prometheus;
+mod traces;
 
 use crate::support;
 
