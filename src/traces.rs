@@ -53,13 +53,12 @@ pub fn exporter<S>(
 where
     S: tracing::Subscriber + for<'span> tracing_subscriber::registry::LookupSpan<'span>,
 {
-    let url = endpoint
-        .join("v1/traces")
-        .map_err(|e| format!("telemetry.otlp_endpoint: {e}"))?;
+    // Beneath whatever path the endpoint has (a gateway's `/otlp`, say), as OTLP exporters do.
+    let url = format!("{}/v1/traces", endpoint.as_str().trim_end_matches('/'));
     let exporter = opentelemetry_otlp::SpanExporter::builder()
         .with_http()
         .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
-        .with_endpoint(url.as_str())
+        .with_endpoint(url)
         .with_timeout(EXPORT_TIMEOUT)
         .build()
         .map_err(|e| format!("telemetry.otlp_endpoint: {e}"))?;

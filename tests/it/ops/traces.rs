@@ -75,7 +75,7 @@ async fn once_stock_exports_the_documented_span_tree_with_no_secret_in_it() {
         .await;
     let receiver = MockServer::start().await;
     Mock::given(wiremock::matchers::method("POST"))
-        .and(path("/v1/traces"))
+        .and(path("/otlp/v1/traces"))
         .respond_with(ResponseTemplate::new(200))
         .mount(&receiver)
         .await;
@@ -85,7 +85,11 @@ async fn once_stock_exports_the_documented_span_tree_with_no_secret_in_it() {
         .env("FCW_PROVIDER__STOCK", "polygon")
         .env("FCW_PROVIDER__POLYGON__BASE_URL", upstream.uri())
         .env("FCW_PROVIDER__POLYGON__API_KEY", KEY)
-        .env("FCW_TELEMETRY__OTLP_ENDPOINT", receiver.uri())
+        // Under a path, as behind a gateway: the export goes beneath it.
+        .env(
+            "FCW_TELEMETRY__OTLP_ENDPOINT",
+            format!("{}/otlp", receiver.uri()),
+        )
         .env("FCW_LOG__FORMAT", "json");
     let (code, _, stderr) = support::run(&mut cmd);
     assert_eq!(code, Some(0), "{stderr}");
