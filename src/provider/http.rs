@@ -7,6 +7,7 @@
 //! where a provider sends them, and a circuit breaker. Yahoo builds its own client on the same
 //! [`client_builder`] (its own User-Agent and cookie jar) and swaps it in when its session resets.
 
+use std::collections::HashMap;
 use std::num::NonZeroU32;
 use std::sync::{Mutex, RwLock};
 use std::time::Duration;
@@ -35,6 +36,9 @@ const BACKOFF_CAP: Duration = Duration::from_secs(10);
 const PAUSE_BASE: Duration = Duration::from_secs(1);
 /// ... up to this.
 const PAUSE_CAP: Duration = Duration::from_secs(60);
+/// How long a 429 without `Retry-After` keeps an endpoint with somewhere else to go unasked
+/// ([`Policy::RetryExcept429`]).
+const ENDPOINT_PAUSE: Duration = Duration::from_secs(60);
 /// The longest `Retry-After` we obey; a longer one is treated as this (the run's own timeout
 /// still bounds everything).
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(300);
@@ -91,11 +95,6 @@ impl Reply {
         }
     }
 
-    /// The `Retry-After` the answer carried.
-    pub fn retry_after(&self) -> Option<Duration> {
-        self.retry_after
-    }
-
     /// An HTML page where data was expected: an error, a block or a consent page.
     pub fn is_html(&self) -> bool {
         self.content_type
@@ -137,9 +136,9 @@ pub enum Policy {
     /// One attempt, and a 429 concerns this endpoint only (Yahoo's crumb endpoint refuses whole
     /// IP ranges while the data endpoints still answer).
     Once,
-    /// Retry timeouts, resets and 5xx, but hand a 429 straight back as a reply (with its
-    /// `Retry-After`) without pausing the provider: the caller has another endpoint to go to
-    /// (Yahoo's quote -> its chart).
+    /// Retry timeouts, resets and 5xx, but hand a 429 straight back as a reply, pausing only
+    /// this endpoint (for its `Retry-After`, else a minute; meanwhile it answers `Unavailable`
+    /// at once): the caller has another endpoint to go to (Yahoo's quote -> its chart).
     RetryExcept429,
 }
 
@@ -179,6 +178,8 @@ pub struct Upstream {
     bucket: Option<DefaultDirectRateLimiter>,
     breaker: Breaker,
     pause: Mutex<Pause>,
+    /// Endpoints a 429 paused on their own ([`Policy::RetryExcept429`]), until when.
+    endpoint_pauses: Mutex<HashMap<&'static str, Instant>>,
 }
 
 #[derive(Default)]
@@ -203,6 +204,7 @@ impl Upstream {
             bucket: bucket(limits.requests_per_second),
             breaker: Breaker::new(provider, p.breaker_failures, p.breaker_cooldown.get()),
             pause: Mutex::new(Pause::default()),
+            endpoint_pauses: Mutex::default(),
         }
     }
 
@@ -307,6 +309,12 @@ impl Upstream {
                 // Both inside the slot: a request that queued for it behind one answered 429
                 // waits out the pause that answer set, instead of going out right after it.
                 self.wait_out_pause().await;
+                if policy == Policy::RetryExcept429 && self.endpoint_paused(endpoint) {
+                    return Err(ProviderError::Unavailable {
+                        provider: self.provider,
+                        message: format!("{endpoint}: rate limited (429); not asked meanwhile"),
+                    });
+                }
                 let outcome = self.send(endpoint, url, headers, form).await;
                 let paused =
                     policy == Policy::Retry && matches!(&outcome, Ok(reply) if reply.status == 429);
@@ -323,6 +331,7 @@ impl Upstream {
             let error = match outcome {
                 Ok(reply) if reply.status == 429 && policy == Policy::RetryExcept429 => {
                     self.breaker.failure();
+                    self.pause_endpoint(endpoint, reply.retry_after);
                     return Ok(reply);
                 }
                 Ok(reply) if reply.status == 429 || reply.status >= 500 => ProviderError::Status {
@@ -475,6 +484,30 @@ impl Upstream {
             retry_after = given.is_some(),
             "rate limited (429); pausing requests to this provider"
         );
+    }
+
+    /// After a 429 on an endpoint whose caller has another to go to: that endpoint alone waits
+    /// out its `Retry-After` (else [`ENDPOINT_PAUSE`]).
+    fn pause_endpoint(&self, endpoint: &'static str, given: Option<Duration>) {
+        let wait = given.unwrap_or(ENDPOINT_PAUSE).min(MAX_RETRY_AFTER);
+        self.endpoint_pauses
+            .lock()
+            .expect("endpoint pause lock")
+            .insert(endpoint, Instant::now() + wait);
+        tracing::info!(
+            provider = self.provider,
+            endpoint,
+            pause_ms = wait.as_millis() as u64,
+            "rate limited (429) on this endpoint; it is not asked meanwhile"
+        );
+    }
+
+    fn endpoint_paused(&self, endpoint: &'static str) -> bool {
+        self.endpoint_pauses
+            .lock()
+            .expect("endpoint pause lock")
+            .get(endpoint)
+            .is_some_and(|until| Instant::now() < *until)
     }
 
     async fn wait_out_pause(&self) {

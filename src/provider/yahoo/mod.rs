@@ -9,7 +9,6 @@
 //! replay provider reads recordings exactly the same way.
 
 use std::collections::HashMap;
-use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::Utc;
@@ -36,9 +35,6 @@ use session::{REFUSAL_BACKOFF, Sessions};
 
 pub use parse::{OptionsPage, parse_chart, parse_earnings, parse_options_page, parse_quotes};
 
-/// How long quotes come from the chart after a 429 from the quote endpoint that names no
-/// `Retry-After`.
-const QUOTE_PAUSE: Duration = Duration::from_secs(60);
 /// Parameters Yahoo's own clients send for plain numbers and US formatting.
 const PLAIN: [(&str, &str); 3] = [("formatted", "false"), ("lang", "en-US"), ("region", "US")];
 
@@ -51,8 +47,6 @@ pub struct Yahoo {
     /// Endpoints Yahoo refused outright (a 401 that is not about the crumb), and until when
     /// they are not asked.
     refused: std::sync::Mutex<HashMap<&'static str, Instant>>,
-    /// After a 429 from the quote endpoint, batches go to the chart until then.
-    quote_paused_until: std::sync::Mutex<Option<Instant>>,
 }
 
 impl Yahoo {
@@ -68,7 +62,6 @@ impl Yahoo {
             tz,
             session: Sessions::new(p),
             refused: Default::default(),
-            quote_paused_until: Default::default(),
         })
     }
 
@@ -109,18 +102,6 @@ impl Yahoo {
             return Err(endpoint_refused(endpoint));
         }
         unreachable!("the second attempt always returns")
-    }
-
-    /// After a 429 from the quote endpoint, quotes come from the chart for its `Retry-After`
-    /// (else [`QUOTE_PAUSE`]); the quote endpoint is not asked meanwhile.
-    fn pause_quotes(&self, retry_after: Option<Duration>) {
-        let wait = retry_after.unwrap_or(QUOTE_PAUSE).min(REFUSAL_BACKOFF);
-        *self.quote_paused_until.lock().expect("quote pause lock") = Some(Instant::now() + wait);
-        tracing::info!(
-            provider = NAME,
-            pause_ms = wait.as_millis() as u64,
-            "the quote endpoint is rate limited (429); quotes come from the chart endpoint meanwhile"
-        );
     }
 
     /// Stops asking `endpoint` for a while, saying why once.
@@ -169,20 +150,9 @@ impl Provider for Yahoo {
         let mut query = vec![("symbols", symbols.as_str())];
         query.extend(PLAIN);
         let url = endpoint_url(&self.base, &["v7", "finance", "quote"], &query);
-        let paused = self
-            .quote_paused_until
-            .lock()
-            .expect("quote pause lock")
-            .is_some_and(|until| Instant::now() < until);
-        let reply = if paused {
-            Err(ProviderError::Unavailable {
-                provider: NAME,
-                message: "quote: rate limited (429)".into(),
-            })
-        } else {
-            self.get_with_crumb("quote", &url, Policy::RetryExcept429)
-                .await
-        };
+        let reply = self
+            .get_with_crumb("quote", &url, Policy::RetryExcept429)
+            .await;
         let reply = match reply {
             Ok(reply) if reply.status != 401 && reply.status != 429 && !reply.is_html() => reply,
             Err(e) if !matches!(e, ProviderError::Unavailable { .. }) => {
@@ -193,12 +163,7 @@ impl Provider for Yahoo {
             }
             // No crumb to be had, or the endpoint refuses this client (401, 429, an HTML page):
             // the chart needs no crumb and is throttled separately.
-            refused => {
-                if let Ok(reply) = &refused
-                    && reply.status == 429
-                {
-                    self.pause_quotes(reply.retry_after());
-                }
+            _ => {
                 tracing::debug!(
                     provider = NAME,
                     tickers = tickers.len(),
