@@ -53,22 +53,12 @@ fn sample(metrics: &str, series: &str) -> Option<f64> {
         .and_then(|v| v.parse().ok())
 }
 
-#[tokio::test]
-async fn metrics_show_runs_tickers_upstream_and_integrity_after_real_runs() {
-    let server = redis().await;
-    let mut c = conn(&server).await;
-    let _: () = redis::pipe()
-        .sadd("finance:watchlist", &["AAPL", "MSFT", "not valid!"])
-        .sadd("finance:positions:index", &["1", "2"])
-        .set("finance:position:1", "{}")
-        // Another replica "holds" the options lock: that job's run is skipped.
-        .set("finance:lock:job:options", "held elsewhere")
-        .query_async(&mut c)
-        .await
-        .unwrap();
+/// A Yahoo upstream whose first quote answer is a 503 (so a retry shows), then the recordings,
+/// and a daemon's settings for it and `server`: one request a second (three requests: the
+/// bucket makes some wait), earnings from replay, no integrity grace, every job once at start.
+async fn retrying_upstream(server: &LocalRedis) -> (MockServer, Vec<(&'static str, String)>) {
     let upstream = MockServer::start().await;
     mount_yahoo_session(&upstream).await;
-    // The first quote request fails once, so a retry shows.
     Mock::given(path("/v7/finance/quote"))
         .respond_with(ResponseTemplate::new(503))
         .up_to_n_times(1)
@@ -85,14 +75,30 @@ async fn metrics_show_runs_tickers_upstream_and_integrity_after_real_runs() {
             "FCW_PROVIDER__YAHOO__COOKIE_URL",
             format!("{}/cookie", upstream.uri()),
         ),
-        // Three requests at one per second: the bucket makes some wait.
         ("FCW_PROVIDER__YAHOO__REQUESTS_PER_SECOND", "1".into()),
         ("FCW_PROVIDER__MAX_RETRIES", "2".into()),
         ("FCW_PROVIDER__EARNINGS", "replay".into()),
         ("FCW_INTEGRITY__GRACE", "0s".into()),
     ];
-    // Each job runs once, on start: the counts below are of exactly those runs.
     env.extend(support::START_UP_RUNS_ONLY.map(|(k, v)| (k, v.to_owned())));
+    (upstream, env)
+}
+
+#[tokio::test]
+async fn metrics_show_runs_tickers_upstream_and_integrity_after_real_runs() {
+    let server = redis().await;
+    let mut c = conn(&server).await;
+    let _: () = redis::pipe()
+        .sadd("finance:watchlist", &["AAPL", "MSFT", "not valid!"])
+        .sadd("finance:positions:index", &["1", "2"])
+        .set("finance:position:1", "{}")
+        // Another replica "holds" the options lock: that job's run is skipped.
+        .set("finance:lock:job:options", "held elsewhere")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    // Each job runs once, on start: the counts below are of exactly those runs.
+    let (_upstream, env) = retrying_upstream(&server).await;
     let (child, base) = daemon(&env);
     let metrics = eventually(30, "metrics of the start-up runs", || async {
         let (_, text) = get(&format!("{base}/metrics")).await?;

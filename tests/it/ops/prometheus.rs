@@ -170,31 +170,8 @@ async fn a_real_prometheus_scraping_the_daemon_selects_its_series_in_every_alert
         .query_async(&mut c)
         .await
         .unwrap();
-    let upstream = MockServer::start().await;
-    mount_yahoo_session(&upstream).await;
-    Mock::given(path("/v7/finance/quote"))
-        .respond_with(ResponseTemplate::new(503))
-        .up_to_n_times(1)
-        .mount(&upstream)
-        .await;
-    Mock::given(path("/v7/finance/quote"))
-        .respond_with(RecordedQuotes::new(Duration::ZERO))
-        .mount(&upstream)
-        .await;
-    let mut env = vec![
-        ("FCW_REDIS__URL", server.url()),
-        ("FCW_PROVIDER__YAHOO__BASE_URL", upstream.uri()),
-        (
-            "FCW_PROVIDER__YAHOO__COOKIE_URL",
-            format!("{}/cookie", upstream.uri()),
-        ),
-        ("FCW_PROVIDER__YAHOO__REQUESTS_PER_SECOND", "1".into()),
-        ("FCW_PROVIDER__MAX_RETRIES", "2".into()),
-        ("FCW_PROVIDER__OPTIONS", "replay".into()),
-        ("FCW_PROVIDER__EARNINGS", "replay".into()),
-        ("FCW_INTEGRITY__GRACE", "0s".into()),
-    ];
-    env.extend(support::START_UP_RUNS_ONLY.map(|(k, v)| (k, v.to_owned())));
+    let (_upstream, mut env) = retrying_upstream(&server).await;
+    env.push(("FCW_PROVIDER__OPTIONS", "replay".into()));
     let (_daemon, base) = daemon(&env);
     let target = base.trim_start_matches("http://").to_owned();
 
