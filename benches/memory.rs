@@ -11,29 +11,15 @@
 #[allow(dead_code, unused_imports)]
 #[path = "../tests/it/support/mod.rs"]
 mod support;
+#[allow(dead_code)] // not every benchmark needs every part
+#[path = "support/upstream.rs"]
+mod upstream;
 
 use redis::AsyncCommands;
-use support::{conn, fcw, fixture, mount_yahoo_session, redis, summary};
+use support::{conn, fcw, mount_yahoo_session, redis, summary};
+use upstream::RecordedChains;
 use wiremock::matchers::path_regex;
-use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
-
-/// The recorded chain, relabelled per request.
-struct RecordedChains {
-    recorded: String,
-}
-
-impl Respond for RecordedChains {
-    fn respond(&self, request: &Request) -> ResponseTemplate {
-        let ticker = request.url.path().rsplit('/').next().unwrap_or("AAPL");
-        let mut page: serde_json::Value =
-            serde_json::from_str(&self.recorded.replace("\"AAPL", &format!("\"{ticker}"))).unwrap();
-        if let Some((_, date)) = request.url.query_pairs().find(|(k, _)| k == "date") {
-            let date: i64 = date.parse().unwrap();
-            page["optionChain"]["result"][0]["options"][0]["expirationDate"] = date.into();
-        }
-        ResponseTemplate::new(200).set_body_raw(page.to_string(), "application/json")
-    }
-}
+use wiremock::{Mock, MockServer};
 
 async fn used_memory(c: &mut redis::aio::MultiplexedConnection) -> u64 {
     let info: String = redis::cmd("INFO")
@@ -78,9 +64,7 @@ async fn main() {
     let upstream = MockServer::start().await;
     mount_yahoo_session(&upstream).await;
     Mock::given(path_regex("^/v7/finance/options/"))
-        .respond_with(RecordedChains {
-            recorded: String::from_utf8(fixture("yahoo/options_AAPL_nearest_expiry.json")).unwrap(),
-        })
+        .respond_with(RecordedChains::new(std::time::Duration::ZERO))
         .mount(&upstream)
         .await;
     let symbols: Vec<String> = (0..tickers).map(|i| format!("M{i:05}")).collect();

@@ -1,10 +1,14 @@
-//! Warms a large watchlist against a local upstream with 20 ms latency and reports throughput,
-//! upstream requests, Redis round trips and the daemon's peak memory, next to the ideal time.
+//! Warms a watchlist with every kind (`once all --force`: stock quotes, options chains of 3
+//! expiries, earnings) against a local Yahoo upstream that answers every request after 20 ms,
+//! and prints, per provider concurrency, the run's wall time next to the ideal (requests x
+//! 20 ms / concurrency) and their ratio, the requests in flight at most, the daemon's CPU per
+//! ticker and its peak memory.
 //!
-//! `cargo bench --bench warm` (BENCH_TICKERS=100000 for a bigger run, BENCH_CLUSTER=1 for a
-//! Redis Cluster). It runs the real binary
-//! (`once stock --force`) against a private redis-server; the upstream answers every quote batch
-//! with the recorded Yahoo quote relabelled per symbol.
+//! `cargo bench --bench warm`; `BENCH_TICKERS` (default 5000), `BENCH_CONCURRENCY` (a list,
+//! default `64,16`), `BENCH_JOB` (one job instead of `all`), `BENCH_CLUSTER=1` for a Redis
+//! Cluster. It runs the real binary against a
+//! private redis-server; the upstream relabels the recorded quote, chain and quoteSummary
+//! answers per ticker (and the chain per expiry).
 
 // A benchmark uses a few of the integration tests' helpers, not all of them.
 #[allow(dead_code, unused_imports)]
@@ -13,24 +17,58 @@ mod support;
 #[allow(dead_code)] // not every benchmark needs every method
 #[path = "support/target.rs"]
 mod target;
+#[allow(dead_code)]
+#[path = "support/upstream.rs"]
+mod upstream;
 
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use support::{RecordedQuotes, fcw, summary, watch_process};
+use support::{RecordedQuotes, fcw, fixture, mount_yahoo_session, summary, watch_process};
 use target::Target;
+use upstream::{Arrivals, RecordedChains, most_within};
+use wiremock::matchers::{path, path_regex};
+use wiremock::{Mock, MockServer, ResponseTemplate};
 
 const LATENCY: Duration = Duration::from_millis(20);
+const QUOTE_BATCH: usize = 50;
 
 #[tokio::main]
 async fn main() {
     let tickers: usize = std::env::var("BENCH_TICKERS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(10_000);
-    // BENCH_CLUSTER=1: the same run on a 3-primary, 3-replica Redis Cluster.
+        .unwrap_or(5_000);
+    let concurrencies: Vec<usize> = std::env::var("BENCH_CONCURRENCY")
+        .unwrap_or_else(|_| "64,16".into())
+        .split(',')
+        .map(|c| c.trim().parse().expect("BENCH_CONCURRENCY: numbers"))
+        .collect();
     let target = Target::start().await;
-    let upstream = support::yahoo(RecordedQuotes::new(LATENCY)).await;
+    let arrivals = Arrivals::default();
+    let upstream = MockServer::start().await;
+    mount_yahoo_session(&upstream).await;
+    Mock::given(path("/v7/finance/quote"))
+        .respond_with(arrivals.counting(RecordedQuotes::new(LATENCY)))
+        .mount(&upstream)
+        .await;
+    Mock::given(path_regex("^/v7/finance/options/"))
+        .respond_with(arrivals.counting(RecordedChains::new(LATENCY)))
+        .mount(&upstream)
+        .await;
+    Mock::given(path_regex("^/v10/finance/quoteSummary/"))
+        .respond_with(
+            arrivals.counting(
+                ResponseTemplate::new(200)
+                    .set_body_raw(
+                        fixture("yahoo/quoteSummary_calendarEvents_AAPL.json"),
+                        "application/json",
+                    )
+                    .set_delay(LATENCY),
+            ),
+        )
+        .mount(&upstream)
+        .await;
 
     let symbols: Vec<String> = (0..tickers).map(|i| format!("B{i:06}")).collect();
     for chunk in symbols.chunks(5_000) {
@@ -44,74 +82,65 @@ async fn main() {
             ])
             .await;
     }
-
-    let (batch, concurrency) = (50usize, 4usize);
-    let mut cmd = tokio::process::Command::from(fcw());
-    cmd.args(["once", "stock", "--force"])
-        .env(target.env().0, target.env().1)
-        .env("FCW_PROVIDER__YAHOO__BASE_URL", upstream.uri())
-        .env(
-            "FCW_PROVIDER__YAHOO__COOKIE_URL",
-            format!("{}/cookie", upstream.uri()),
-        )
-        .env("FCW_PROVIDER__YAHOO__REQUESTS_PER_SECOND", "0")
-        .env("FCW_PROVIDER__YAHOO__QUOTE_BATCH", batch.to_string())
-        .env(
-            "FCW_PROVIDER__YAHOO__MAX_CONCURRENCY",
-            concurrency.to_string(),
-        )
-        .env("FCW_LOG__FORMAT", "json")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
-    let started = Instant::now();
-    let child = cmd.spawn().unwrap();
-    let pid = child.id().unwrap();
-    let usage = tokio::spawn(watch_process(pid));
-    let output = child.wait_with_output().await.unwrap();
-    let wall = started.elapsed();
-    let usage = usage.await.unwrap();
-    let err = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(0), "{err}");
-    let s = summary(&err, "stock");
-    let written = s["written"].as_u64().unwrap();
-    assert_eq!(written as usize, tickers, "every ticker written");
-    let requests = tickers.div_ceil(batch);
-    let ideal = LATENCY * requests as u32 / concurrency as u32;
-    let keys = target.dbsize().await;
     println!(
-        "warm benchmark ({}): {tickers} tickers, upstream latency {LATENCY:?}, quote_batch {batch}, max_concurrency {concurrency}",
+        "warm benchmark ({}): {tickers} tickers, once all --force (stock, options with 3 expiries, earnings), upstream latency {LATENCY:?}, quote_batch {QUOTE_BATCH}, requests_per_second 0",
         target.name()
     );
     println!(
-        "  run duration      {} ms (process wall time {} ms)",
-        s["duration_ms"],
-        wall.as_millis()
+        "| concurrency | wall | ideal (requests x 20 ms / concurrency) | ratio | requests | most in flight | CPU | CPU per ticker | peak RSS |"
     );
-    println!(
-        "  throughput        {:.0} tickers/s",
-        tickers as f64 / (s["duration_ms"].as_f64().unwrap() / 1000.0)
-    );
-    println!(
-        "  ideal             {} ms = {requests} requests x {LATENCY:?} / {concurrency} ({:.0} tickers/s)",
-        ideal.as_millis(),
-        tickers as f64 / ideal.as_secs_f64()
-    );
-    println!(
-        "  upstream requests {} (quote batches {requests}, plus cookie and crumb)",
-        s["upstream_requests"]
-    );
-    println!(
-        "  redis round trips {} (SSCAN pages, one SETEX write per batch of scheduler.batch_size, the lock)",
-        s["redis_round_trips"]
-    );
-    println!(
-        "  cpu               {} ms user+system ({:.1} us per ticker)",
-        usage.cpu_ms,
-        usage.cpu_ms as f64 * 1000.0 / tickers as f64
-    );
-    println!(
-        "  peak memory       {:.1} MiB (VmHWM of the daemon process)",
-        usage.peak_kib as f64 / 1024.0
-    );
-    println!("  keys in redis     {keys}");
+    println!("|---|---|---|---|---|---|---|---|---|");
+    for concurrency in concurrencies {
+        let mut cmd = tokio::process::Command::from(fcw());
+        let job = std::env::var("BENCH_JOB").unwrap_or_else(|_| "all".into());
+        cmd.args(["once", &job, "--force"])
+            .env(target.env().0, target.env().1)
+            .env("FCW_PROVIDER__STOCK", "yahoo")
+            .env("FCW_PROVIDER__OPTIONS", "yahoo")
+            .env("FCW_PROVIDER__EARNINGS", "yahoo")
+            .env("FCW_PROVIDER__YAHOO__BASE_URL", upstream.uri())
+            .env(
+                "FCW_PROVIDER__YAHOO__COOKIE_URL",
+                format!("{}/cookie", upstream.uri()),
+            )
+            .env("FCW_PROVIDER__YAHOO__REQUESTS_PER_SECOND", "0")
+            .env("FCW_PROVIDER__YAHOO__QUOTE_BATCH", QUOTE_BATCH.to_string())
+            .env(
+                "FCW_PROVIDER__YAHOO__MAX_CONCURRENCY",
+                concurrency.to_string(),
+            )
+            .env("FCW_JOBS__INTEGRITY__ENABLED", "false")
+            .env("FCW_LOG__FORMAT", "json")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        arrivals.take();
+        let started = Instant::now();
+        let child = cmd.spawn().unwrap();
+        let usage = tokio::spawn(watch_process(child.id().unwrap()));
+        let output = child.wait_with_output().await.unwrap();
+        let wall = started.elapsed();
+        let usage = usage.await.unwrap();
+        let err = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(0), "{err}");
+        for job in ["stock", "options", "earnings"]
+            .into_iter()
+            .filter(|j| *j == job || job == "all")
+        {
+            let written = summary(&err, job)["written"].as_u64();
+            assert_eq!(written, Some(tickers as u64), "{job}: every ticker written");
+        }
+        let requests = arrivals.take();
+        let count = requests.len();
+        let ideal = LATENCY * count as u32 / concurrency as u32;
+        let in_flight = most_within(requests, LATENCY);
+        println!(
+            "| {concurrency} | {:.2} s | {:.2} s | {:.2} | {count} | {in_flight} | {:.2} s | {:.0} us | {:.1} MiB |",
+            wall.as_secs_f64(),
+            ideal.as_secs_f64(),
+            wall.as_secs_f64() / ideal.as_secs_f64(),
+            usage.cpu_ms as f64 / 1000.0,
+            usage.cpu_ms as f64 * 1000.0 / tickers as f64,
+            usage.peak_kib as f64 / 1024.0
+        );
+    }
 }
