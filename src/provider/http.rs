@@ -172,8 +172,9 @@ pub struct Upstream {
     client: RwLock<reqwest::Client>,
     max_body: u64,
     max_retries: u32,
-    /// Bounds requests in flight to this provider.
+    /// Bounds requests in flight to this provider, to `max_concurrency`.
     slots: Semaphore,
+    max_concurrency: usize,
     /// Requests per second; `None` is unlimited.
     bucket: Option<DefaultDirectRateLimiter>,
     breaker: Breaker,
@@ -201,6 +202,7 @@ impl Upstream {
             max_body: p.max_body.0,
             max_retries: p.max_retries,
             slots: Semaphore::new(limits.max_concurrency.max(1) as usize),
+            max_concurrency: limits.max_concurrency.max(1) as usize,
             bucket: bucket(limits.requests_per_second),
             breaker: Breaker::new(provider, p.breaker_failures, p.breaker_cooldown.get()),
             pause: Mutex::new(Pause::default()),
@@ -210,6 +212,10 @@ impl Upstream {
 
     pub fn provider(&self) -> &'static str {
         self.provider
+    }
+
+    pub fn max_concurrency(&self) -> usize {
+        self.max_concurrency
     }
 
     /// Sends every later request through `client` (Yahoo: a new cookie jar); requests in flight
@@ -422,7 +428,10 @@ impl Upstream {
             .map(str::to_owned);
         // With gzip the length is unknown until decoded, so count what arrives and stop at the
         // cap instead of buffering the rest.
-        let mut body = Vec::new();
+        // Sized from the announced length (a plain answer's exact size), so a 50 KB chain is
+        // not copied again each time the buffer grows.
+        let announced = response.content_length().unwrap_or(0).min(self.max_body);
+        let mut body = Vec::with_capacity(usize::try_from(announced).unwrap_or(0));
         while let Some(chunk) = response.chunk().await.map_err(transport)? {
             if body.len() as u64 + chunk.len() as u64 > self.max_body {
                 return Err(too_large);
