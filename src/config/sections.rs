@@ -133,6 +133,8 @@ pub struct SchedulerSettings {
     pub shutdown_grace: HumanDuration,
     pub lock_ttl: HumanDuration,
     pub batch_size: u32,
+    /// A write batch also closes once its values reach this many bytes.
+    pub write_batch_bytes: ByteSize,
     pub scan_count: u32,
 }
 
@@ -198,6 +200,10 @@ pub struct MarketsSettings {
 /// At most this many `market.extra_holidays`: they are for rare announced closures, and the
 /// calendar's search for the next session relies on closed runs being short.
 pub const MAX_EXTRA_HOLIDAYS: usize = 100;
+
+/// `scheduler.write_batch_bytes` accepted: from a few quotes to what one pipeline should carry
+/// (Redis holds a whole pipeline in its query buffer, and so does the daemon).
+pub(super) const WRITE_BATCH_BYTES: std::ops::RangeInclusive<u64> = 4096..=(256 << 20);
 
 /// The smallest `cache.max_value_bytes` accepted: a quote is about 400 bytes.
 pub(super) const MIN_VALUE_CAP: u64 = 1024;

@@ -6,7 +6,9 @@ use std::path::Path;
 use crate::calendar;
 
 use super::secrets::{RedisUrl, resolve_secret};
-use super::sections::{MAX_BATCH, MAX_EXTRA_HOLIDAYS, MIN_LOCK_TTL, MIN_VALUE_CAP, Settings};
+use super::sections::{
+    MAX_BATCH, MAX_EXTRA_HOLIDAYS, MIN_LOCK_TTL, MIN_VALUE_CAP, Settings, WRITE_BATCH_BYTES,
+};
 use super::values::{ByteSize, HumanDuration, KeyProblem};
 
 impl Settings {
@@ -165,6 +167,17 @@ impl Settings {
             if !(1..=MAX_BATCH).contains(&value) {
                 return Err((key.into(), format!("{value} is outside 1..={MAX_BATCH}")));
             }
+        }
+        if !WRITE_BATCH_BYTES.contains(&sch.write_batch_bytes.0) {
+            return Err((
+                "scheduler.write_batch_bytes".into(),
+                format!(
+                    "{} is outside {}..={}",
+                    sch.write_batch_bytes,
+                    ByteSize(*WRITE_BATCH_BYTES.start()),
+                    ByteSize(*WRITE_BATCH_BYTES.end())
+                ),
+            ));
         }
         Ok(())
     }

@@ -151,6 +151,9 @@ pub trait Provider: Send + Sync {
     /// Most tickers one `quotes` call should carry.
     fn quote_batch(&self) -> usize;
 
+    /// Most requests it takes at once (`max_concurrency`): how many fetches a job keeps going.
+    fn max_concurrency(&self) -> usize;
+
     /// Quotes for a batch of tickers, one result per ticker asked, in any order.
     async fn quotes(&self, tickers: &[Ticker]) -> Vec<(Ticker, TickerResult<StockQuote>)>;
 

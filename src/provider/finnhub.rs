@@ -202,6 +202,10 @@ impl Provider for Finnhub {
         1
     }
 
+    fn max_concurrency(&self) -> usize {
+        self.upstream.max_concurrency()
+    }
+
     async fn quotes(&self, tickers: &[Ticker]) -> Vec<(Ticker, TickerResult<StockQuote>)> {
         let unsupported = ProviderError::Unsupported {
             provider: NAME,

@@ -76,6 +76,21 @@ impl Providers {
         })
     }
 
+    /// Requests the stock chain's providers take at once, together.
+    pub fn stock_concurrency(&self) -> usize {
+        concurrency(&self.stock)
+    }
+
+    /// Requests the options chain's providers take at once, together.
+    pub fn options_concurrency(&self) -> usize {
+        concurrency(&self.options)
+    }
+
+    /// Requests the earnings chain's providers take at once, together.
+    pub fn earnings_concurrency(&self) -> usize {
+        concurrency(&self.earnings)
+    }
+
     /// Symbols per quote request of the first stock provider (what a job should batch by).
     pub fn quote_batch(&self) -> usize {
         self.stock.first().map_or(1, |p| p.quote_batch())
@@ -141,6 +156,10 @@ impl Providers {
         })
         .await
     }
+}
+
+fn concurrency(chain: &[Arc<dyn Provider>]) -> usize {
+    chain.iter().map(|p| p.max_concurrency()).sum()
 }
 
 /// Asks each provider in turn until one finds the ticker. The result is the first find; else

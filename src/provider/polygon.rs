@@ -95,6 +95,10 @@ impl Provider for Polygon {
         1
     }
 
+    fn max_concurrency(&self) -> usize {
+        self.upstream.max_concurrency()
+    }
+
     async fn quotes(&self, tickers: &[Ticker]) -> Vec<(Ticker, TickerResult<StockQuote>)> {
         let mut out = Vec::with_capacity(tickers.len());
         for t in tickers {

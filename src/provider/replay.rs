@@ -145,6 +145,10 @@ struct Recording<T> {
     value: T,
 }
 
+/// Fetches a job keeps going against the replay provider: its answers cost no waiting, so a
+/// few keep the pipeline busy.
+const REPLAY_CONCURRENCY: usize = 16;
+
 pub struct Replay {
     quotes: Vec<Recording<StockQuote>>,
     options: Vec<Recording<OptionsPage>>,
@@ -302,6 +306,11 @@ impl Provider for Replay {
 
     fn quote_batch(&self) -> usize {
         50
+    }
+
+    /// Answers come from memory at once; this only sizes the fetches a job keeps going.
+    fn max_concurrency(&self) -> usize {
+        REPLAY_CONCURRENCY
     }
 
     async fn quotes(&self, tickers: &[Ticker]) -> Vec<(Ticker, TickerResult<StockQuote>)> {

@@ -68,6 +68,10 @@ impl Provider for Tradier {
         self.quote_batch
     }
 
+    fn max_concurrency(&self) -> usize {
+        self.upstream.max_concurrency()
+    }
+
     async fn quotes(&self, tickers: &[Ticker]) -> Vec<(Ticker, TickerResult<StockQuote>)> {
         let symbols = comma_separated(tickers);
         let reply = self

@@ -145,6 +145,10 @@ impl Provider for Yahoo {
         self.quote_batch
     }
 
+    fn max_concurrency(&self) -> usize {
+        self.upstream.max_concurrency()
+    }
+
     async fn quotes(&self, tickers: &[Ticker]) -> Vec<(Ticker, TickerResult<StockQuote>)> {
         let symbols = comma_separated(tickers);
         let mut query = vec![("symbols", symbols.as_str())];

@@ -189,6 +189,21 @@ fn server_and_scheduler_values_are_checked() {
 }
 
 #[test]
+fn write_batch_bytes_is_a_size_within_its_range() {
+    use finance_cache_warmer::config::ByteSize;
+    let defaults = config::load_from(None, env(&[])).unwrap();
+    assert_eq!(defaults.scheduler.write_batch_bytes, ByteSize(1 << 20));
+    let set =
+        config::load_from(None, env(&[("FCW_SCHEDULER__WRITE_BATCH_BYTES", "4MiB")])).unwrap();
+    assert_eq!(set.scheduler.write_batch_bytes, ByteSize(4 << 20));
+    let e = load_err(None, &[("FCW_SCHEDULER__WRITE_BATCH_BYTES", "1KiB")]);
+    assert!(
+        e.starts_with("scheduler.write_batch_bytes: 1KiB is outside 4KiB..=256MiB"),
+        "{e}"
+    );
+}
+
+#[test]
 fn cache_and_strike_window_keys_are_typed_and_checked() {
     use finance_cache_warmer::config::{ByteSize, Compression};
     let defaults = config::load_from(None, env(&[])).unwrap();

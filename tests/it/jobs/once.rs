@@ -250,9 +250,12 @@ async fn sigterm_during_a_slow_run_exits_143_within_the_grace_and_writes_whole_b
         watchlist(&server, &[b"AAPL", b"BABA", b"MSFT", b"QQQ"]).await;
         let upstream = yahoo(RecordedQuotes::new(delay)).await;
         let mut cmd = tokio::process::Command::from(once(&server, &upstream, &["stock"]));
+        // One request at a time: fetches stream across batches as far as the provider's
+        // concurrency goes, and the signal must find exactly one batch in flight.
         cmd.env("FCW_SCHEDULER__SHUTDOWN_GRACE", grace)
             .env("FCW_SCHEDULER__BATCH_SIZE", "2")
             .env("FCW_PROVIDER__YAHOO__QUOTE_BATCH", "2")
+            .env("FCW_PROVIDER__YAHOO__MAX_CONCURRENCY", "1")
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
         let child = cmd.spawn().unwrap();
@@ -462,4 +465,84 @@ async fn a_lock_this_process_set_without_an_answer_is_reclaimed_but_no_other_loc
     let now: String = c.get(key).await.unwrap();
     assert_ne!(now, leftover, "held under a new value");
     lock.unwrap().release().await;
+}
+
+#[tokio::test]
+async fn a_write_batch_closes_at_write_batch_bytes_and_every_value_lands() {
+    let server = redis().await;
+    let symbols: Vec<String> = (0..40).map(|i| format!("W{i:03}")).collect();
+    let members: Vec<&[u8]> = symbols.iter().map(|s| s.as_bytes()).collect();
+    watchlist(&server, &members).await;
+    let upstream = yahoo(RecordedQuotes::new(Duration::ZERO)).await;
+    let mut c = conn(&server).await;
+    // Every command into the slow log, with its arguments: the fenced write's keys say which
+    // values went in which batch.
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("slowlog-log-slower-than")
+        .arg(0)
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let _: () = redis::cmd("SLOWLOG")
+        .arg("RESET")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    const LIMIT: usize = 4096;
+    let (exit, _, err) = support::run(
+        once(&server, &upstream, &["stock", "--force"])
+            .env("FCW_SCHEDULER__WRITE_BATCH_BYTES", LIMIT.to_string()),
+    );
+    assert_eq!(exit, Some(0), "{err}");
+    assert_eq!(summary(&err, "stock")["written"], 40, "{err}");
+    let log: Vec<redis::Value> = redis::cmd("SLOWLOG")
+        .arg("GET")
+        .arg(-1)
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let mut batches: Vec<Vec<String>> = Vec::new();
+    for entry in log {
+        let redis::Value::Array(fields) = entry else {
+            continue;
+        };
+        let Some(redis::Value::Array(args)) = fields.get(3) else {
+            continue;
+        };
+        let args: Vec<String> = args
+            .iter()
+            .map(|a| match a {
+                redis::Value::BulkString(b) => String::from_utf8_lossy(b).into_owned(),
+                other => format!("{other:?}"),
+            })
+            .collect();
+        if args[0].eq_ignore_ascii_case("EVALSHA") && args.iter().any(|a| a == "SETEX") {
+            batches.push(
+                args.into_iter()
+                    .filter(|a| a.starts_with("finance:cache:stock:"))
+                    .collect(),
+            );
+        }
+    }
+    assert!(batches.len() > 1, "the bytes closed batches: {batches:?}");
+    let mut keys = std::collections::BTreeSet::new();
+    for (n, batch) in batches.iter().enumerate() {
+        let mut sizes = Vec::new();
+        for key in batch {
+            let len: usize = c.strlen(key).await.unwrap();
+            sizes.push(key.len() + len);
+            keys.insert(key.clone());
+        }
+        let bytes: usize = sizes.iter().sum();
+        // Each batch but the last closed with the value that took it to the limit.
+        if n + 1 < batches.len() {
+            assert!(bytes >= LIMIT, "batch {n}: {bytes} bytes {batch:?}");
+        }
+        assert!(
+            bytes - sizes.last().unwrap() < LIMIT,
+            "batch {n} went on past the limit: {sizes:?}"
+        );
+    }
+    assert_eq!(keys.len(), 40, "every value in exactly one batch");
 }
