@@ -34,7 +34,8 @@ use crate::store::{IndexEntry, KeyScan, PageMembers, SetChange, Store, StoreErro
 use crate::watchlist::{WatchlistReader, escape};
 
 /// Suspects held at once. When the queue is full the scan waits for the oldest to age out, so
-/// memory is bounded by this, not by the size of the index or the number of orphans.
+/// memory is bounded by this (and one page more), not by the size of the index or the number of
+/// orphans.
 const MAX_SUSPECTS: usize = 100_000;
 
 pub struct IntegrityJob;
@@ -346,11 +347,10 @@ async fn scan_index_scripted(
 ) -> Result<(), StoreError> {
     let store = &ctx.shared.store;
     let count = ctx.shared.settings.integrity.scan_count;
-    let mut cursor = 0;
+    let mut page = store
+        .scan_missing("SSCAN+EXISTS script", index, 0, count, template)
+        .await?;
     loop {
-        let page = store
-            .scan_missing("SSCAN+EXISTS script", index, cursor, count, template)
-            .await?;
         let missing = match page.members {
             PageMembers::Missing(missing) => missing,
             // A compact set handed back whole, too big for one call: checked from here.
@@ -372,12 +372,23 @@ async fn scan_index_scripted(
             let object = template.key(&member);
             suspect(sweeper, reports, n, index, member, object, now);
         }
-        sweeper.sweep(reports, Sweep::FullChunks).await?;
-        sweeper.sweep(reports, Sweep::Room).await?;
         if page.next == 0 {
+            sweeper.sweep(reports, Sweep::FullChunks).await?;
+            sweeper.sweep(reports, Sweep::Room).await?;
             return Ok(());
         }
-        cursor = page.next;
+        // The next page is checked while aged suspects are removed: the server runs both
+        // back to back, and neither waits for the daemon's side of the other. The queue may
+        // pass its cap by this one page.
+        let (swept, following) = tokio::join!(
+            async {
+                sweeper.sweep(reports, Sweep::FullChunks).await?;
+                sweeper.sweep(reports, Sweep::Room).await
+            },
+            store.scan_missing("SSCAN+EXISTS script", index, page.next, count, template)
+        );
+        swept?;
+        page = following?;
     }
 }
 
