@@ -16,17 +16,19 @@ use crate::keys::MemberKey;
 
 /// Members a page asks `SSCAN` for at most, whatever `integrity.scan_count` says.
 ///
-/// The budget is 1 ms of server time per call, the order of one slow command that other
-/// clients may have to wait behind. Measured on 2 cores of an AMD EPYC (Redis 7.0,
-/// `INFO commandstats`, a hashtable set of 1,000,000 members, 10 % of them orphans), a call
-/// costs about 0.4 µs per member plus a few µs, 0.1 ms at 250 members (see docs/performance.md).
+/// The budget is 2 ms of server time per call, a fifth of what Redis itself logs as slow
+/// (`slowlog-log-slower-than`, 10 ms): other clients wait behind a running script. Measured on 2
+/// cores of an AMD EPYC (Redis 7.0, `INFO commandstats` and `SLOWLOG`, a hashtable set of
+/// 1,000,000 members, 10 % of them orphans), a call at 250 costs 0.6 to 1.1 ms, at 500 about
+/// twice that (see docs/performance.md).
 pub const SCRIPT_PAGE_MAX: u32 = 250;
 
 /// Members one call checks at most. `SSCAN` on a hashtable returns about `COUNT` members (a few
 /// more, more while the set is rehashing), but a set in a compact encoding (`intset`,
-/// `listpack`) whole, however big `set-max-intset-entries` was set: a page above this is handed
-/// back unchecked, for the daemon to check with pipelined `EXISTS`.
-const SCRIPT_CHECK_MAX: u32 = 4 * SCRIPT_PAGE_MAX;
+/// `listpack`) whole: 512 members at most with Redis's defaults (`set-max-intset-entries`),
+/// about 1 ms, but any number with a raised limit. A page above this is handed back unchecked,
+/// for the daemon to check with pipelined `EXISTS`.
+const SCRIPT_CHECK_MAX: u32 = 512;
 
 /// KEYS: the index. ARGV: cursor, `COUNT`, the object key's prefix and suffix (the member goes
 /// between them), the most members to check. Returns the next cursor, how many members the
