@@ -1,6 +1,8 @@
 //! The integrity job on a 1,000,000-member index with 10% orphans: members/s, Redis round trips
 //! and the daemon's peak memory, next to the raw pipelined EXISTS throughput of the same server
-//! (`redis-benchmark -P 100 ... EXISTS`) as the ideal.
+//! (`redis-benchmark -P 100 -n <members> ... EXISTS`) as the ideal and a naive loop (one `EXISTS`
+//! per member, one round trip each, over one connection) as the floor, with both ratios. On a
+//! single server it also reads the time of each page's script from `SLOWLOG`.
 //!
 //! `cargo bench --bench integrity` (BENCH_MEMBERS=... for another size, BENCH_CLUSTER=1 for a
 //! Redis Cluster).
@@ -14,9 +16,14 @@ mod support;
 mod target;
 
 use std::process::Stdio;
+use std::time::{Duration, Instant};
 
-use support::{fcw, summary, watch_process};
+use redis::aio::ConnectionLike;
+use support::{conn, fcw, summary, watch_process};
 use target::Target;
+
+/// Members the naive loop checks; its time is extrapolated to the whole index.
+const NAIVE_SAMPLE: usize = 100_000;
 
 #[tokio::main]
 async fn main() {
@@ -52,15 +59,29 @@ async fn main() {
         target.run_all(cmds).await;
     }
     let orphans = members.div_ceil(10);
+    let scan_count = std::env::var("BENCH_SCAN_COUNT").unwrap_or_else(|_| "500".into());
+    if let Target::Single(s) = &target {
+        // Every command over 20 µs of server time: the page scripts, not the ~3 µs
+        // check-and-remove scripts, whose logging would slow the run down.
+        slowlog(&mut conn(s).await, 20, 1_000_000).await;
+    }
 
+    // The positions rule only: the default `auth:inviter:*` rule would add a `SCAN` of the
+    // whole keyspace (the 900,000 objects) looking for index sets, which checks no member.
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("integrity.toml");
+    std::fs::write(
+        &config,
+        "[[integrity.rules]]\nindex = \"finance:positions:index\"\nmember_key = \"finance:position:{member}\"\n",
+    )
+    .unwrap();
     let mut cmd = tokio::process::Command::from(fcw());
-    cmd.args(["once", "integrity"])
+    cmd.arg("-c")
+        .arg(&config)
+        .args(["once", "integrity"])
         .env(target.env().0, target.env().1)
         .env("FCW_INTEGRITY__GRACE", "0s")
-        .env(
-            "FCW_INTEGRITY__SCAN_COUNT",
-            std::env::var("BENCH_SCAN_COUNT").unwrap_or_else(|_| "500".into()),
-        )
+        .env("FCW_INTEGRITY__SCAN_COUNT", &scan_count)
         .env("FCW_LOG__FORMAT", "json")
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
@@ -75,10 +96,21 @@ async fn main() {
     assert_eq!(s["removed"].as_u64(), Some(orphans as u64), "{s}");
     let ms = s["duration_ms"].as_f64().unwrap();
 
+    let scripts = match &target {
+        Target::Single(s) => {
+            let mut c = conn(s).await;
+            let pages = page_scripts(&mut c).await;
+            slowlog(&mut c, 10_000, 128).await;
+            Some(pages)
+        }
+        Target::Cluster(_) => None,
+    };
+
+    let n = members.to_string();
     let ideal = std::process::Command::new("redis-benchmark")
         .args(["-h", "127.0.0.1"])
         .args(target.benchmark_args())
-        .args(["-P", "100", "-n", "1000000", "-r", "1000000", "-q"])
+        .args(["-P", "100", "-n", &n, "-r", &n, "-q"])
         .args(["EXISTS", "finance:position:__rand_int__"])
         .output()
         // redis-benchmark redraws its line with carriage returns; the result is the segment
@@ -93,11 +125,22 @@ async fn main() {
                 )
         })
         .unwrap_or_else(|e| format!("redis-benchmark not available: {e}"));
+    let ideal_per_s: Option<f64> = ideal
+        .split("requests per second")
+        .next()
+        .and_then(|s| s.trim_end().rsplit(' ').next())
+        .and_then(|rate| rate.parse().ok());
+
+    let sample = NAIVE_SAMPLE.min(members);
+    let naive = match &target {
+        Target::Single(s) => naive_loop(&mut conn(s).await, sample).await,
+        Target::Cluster(c) => naive_loop(&mut c.conn().await, sample).await,
+    };
+    let naive_ms = naive.as_secs_f64() * 1000.0 * members as f64 / sample as f64;
 
     println!(
-        "integrity benchmark ({}): {members} members in finance:positions:index, {orphans} orphans, grace 0s, scan_count {}",
+        "integrity benchmark ({}): {members} members in finance:positions:index (the only rule), {orphans} orphans, grace 0s, scan_count {scan_count}",
         target.name(),
-        std::env::var("BENCH_SCAN_COUNT").unwrap_or_else(|_| "500".into())
     );
     println!("  run duration      {ms:.0} ms");
     println!(
@@ -113,8 +156,89 @@ async fn main() {
         "  peak memory       {:.1} MiB (VmHWM of the daemon process)",
         usage.peak_kib as f64 / 1024.0
     );
+    if let Some(pages) = scripts {
+        println!("  page scripts      {pages}");
+    }
     println!(
-        "  ideal (same server, pipelined EXISTS): {}",
-        ideal.lines().last().unwrap_or_default()
+        "  ideal (same server, redis-benchmark -P 100 -n {members}, pipelined EXISTS): {ideal}"
     );
+    match ideal_per_s {
+        Some(rate) => {
+            let ideal_ms = members as f64 / rate * 1000.0;
+            println!(
+                "  ideal time        {ideal_ms:.0} ms; job / ideal = {:.2}x",
+                ms / ideal_ms
+            );
+        }
+        None => println!("  ideal time        (no redis-benchmark result)"),
+    }
+    println!(
+        "  naive loop        {naive_ms:.0} ms ({sample} sequential EXISTS round trips over one connection took {:.0} ms, extrapolated to {members}); naive / job = {:.1}x",
+        naive.as_secs_f64() * 1000.0,
+        naive_ms / ms
+    );
+}
+
+/// Sets the server's `SLOWLOG` threshold (µs) and length, and empties it.
+async fn slowlog(c: &mut redis::aio::MultiplexedConnection, slower_than: i64, len: i64) {
+    for (name, value) in [
+        ("slowlog-log-slower-than", slower_than),
+        ("slowlog-max-len", len),
+    ] {
+        let _: () = redis::cmd("CONFIG")
+            .arg("SET")
+            .arg(name)
+            .arg(value)
+            .query_async(c)
+            .await
+            .unwrap();
+    }
+    let _: () = redis::cmd("SLOWLOG")
+        .arg("RESET")
+        .query_async(c)
+        .await
+        .unwrap();
+}
+
+/// The server time of the page scripts (`EVALSHA sha 1 index cursor count prefix suffix
+/// limit`) in `SLOWLOG`: calls, the largest `COUNT`, mean, 99th percentile and maximum.
+async fn page_scripts(c: &mut redis::aio::MultiplexedConnection) -> String {
+    type Entry = (i64, i64, u64, Vec<Vec<u8>>, Vec<u8>, Vec<u8>);
+    let log: Vec<Entry> = redis::cmd("SLOWLOG")
+        .arg("GET")
+        .arg(-1)
+        .query_async(c)
+        .await
+        .unwrap();
+    let pages: Vec<(u64, String)> = log
+        .into_iter()
+        .filter(|e| e.3.len() == 9 && e.3[0].eq_ignore_ascii_case(b"EVALSHA"))
+        .map(|e| (e.2, String::from_utf8_lossy(&e.3[5]).into_owned()))
+        .collect();
+    if pages.is_empty() {
+        return "none in SLOWLOG".into();
+    }
+    let mut micros: Vec<u64> = pages.iter().map(|(us, _)| *us).collect();
+    micros.sort_unstable();
+    let count = pages.iter().map(|(_, c)| c.as_str()).max().unwrap_or("?");
+    format!(
+        "{} calls of COUNT {count}: {:.0} µs mean, {} µs p99, {} µs max per call (server time, SLOWLOG)",
+        micros.len(),
+        micros.iter().sum::<u64>() as f64 / micros.len() as f64,
+        micros[micros.len() * 99 / 100],
+        micros[micros.len() - 1]
+    )
+}
+
+/// `EXISTS finance:position:<i>` for the first `sample` ids, one round trip each.
+async fn naive_loop(c: &mut impl ConnectionLike, sample: usize) -> Duration {
+    let started = Instant::now();
+    for i in 0..sample {
+        let _: bool = redis::cmd("EXISTS")
+            .arg(format!("finance:position:{i}"))
+            .query_async(c)
+            .await
+            .unwrap();
+    }
+    started.elapsed()
 }

@@ -85,6 +85,16 @@ impl MemberKey {
         [self.prefix.as_slice(), member, self.suffix.as_slice()].concat()
     }
 
+    /// What comes before the member in an object key.
+    pub fn prefix(&self) -> &[u8] {
+        &self.prefix
+    }
+
+    /// What comes after the member in an object key.
+    pub fn suffix(&self) -> &[u8] {
+        &self.suffix
+    }
+
     /// The member an object key stands for, if the key fits the template.
     pub fn member<'a>(&self, key: &'a [u8]) -> Option<&'a [u8]> {
         let inner = key

@@ -1,13 +1,16 @@
 //! The `integrity` job: removes index entries whose object is gone, without ever removing a
 //! live one, while the app keeps writing.
 //!
-//! Each index is walked with `SSCAN`; object existence is checked with one pipelined `EXISTS`
-//! round trip per chunk. A member whose object is missing becomes a suspect. It is removed only
-//! once its object has been missing for `grace` since it was first seen missing (a writer may add
-//! the index entry a moment before the object), and only by a script that re-checks `EXISTS` and
-//! `SREM`s atomically, so a member whose object appeared meanwhile stays. Suspects from every
-//! index share one queue, so a run costs its scan plus one grace, however many indexes; the
-//! queue is capped, so memory stays bounded on a 1,000,000-member index.
+//! On a single server each page of an index is one script call that runs the `SSCAN` and the
+//! `EXISTS` of each member's object on the server and returns only the members whose object is
+//! missing; on a cluster, where the index and its objects live on different nodes, the index is
+//! walked with `SSCAN` and each page's objects checked with one pipelined `EXISTS` round trip.
+//! A member whose object is missing becomes a suspect. It is removed only once its object has
+//! been missing for `grace` since it was first seen missing (a writer may add the index entry a
+//! moment before the object), and only by a script that re-checks `EXISTS` and `SREM`s
+//! atomically, so a member whose object appeared meanwhile stays. Suspects from every index
+//! share one queue, so a run costs its scan plus one grace, however many indexes; the queue is
+//! capped, so memory stays bounded on a 1,000,000-member index.
 //!
 //! SSCAN returns every member present for the whole scan at least once (maybe twice: removal
 //! is idempotent); members added during the scan may be missed and are checked by the next run.
@@ -27,11 +30,12 @@ use crate::config::{IntegrityRule, IntegritySettings, OBJECT_TYPES};
 use crate::jobs::job::{Job, JobError, JobName, RunContext, RunReport};
 use crate::keys::{self, MemberKey};
 use crate::metrics;
-use crate::store::{IndexEntry, KeyScan, SetChange, Store, StoreError};
+use crate::store::{IndexEntry, KeyScan, PageMembers, SetChange, Store, StoreError};
 use crate::watchlist::{WatchlistReader, escape};
 
 /// Suspects held at once. When the queue is full the scan waits for the oldest to age out, so
-/// memory is bounded by this, not by the size of the index or the number of orphans.
+/// memory is bounded by this (and one page more), not by the size of the index or the number of
+/// orphans.
 const MAX_SUSPECTS: usize = 100_000;
 
 pub struct IntegrityJob;
@@ -319,46 +323,137 @@ async fn scan_rule(
     };
     for index in indexes {
         let index: Arc<[u8]> = index.into();
-        let mut page = store.sscan("SSCAN index", &index, 0, count).await?;
-        loop {
-            let (next, members) = page;
-            let objects: Vec<Vec<u8>> = members.iter().map(|m| template.key(m)).collect();
-            // The next page is read while this one's objects are checked.
-            let (exists, following) = if next == 0 {
-                (store.exists_each("EXISTS chunk", &objects).await?, None)
-            } else {
-                let (exists, following) = tokio::join!(
-                    store.exists_each("EXISTS chunk", &objects),
-                    store.sscan("SSCAN index", &index, next, count)
-                );
-                (exists?, Some(following?))
-            };
-            reports[n].checked += members.len() as u64;
-            ctx.progress.advance(members.len() as u64, 0);
-            let now = Instant::now();
-            for ((member, object), exists) in members.into_iter().zip(objects).zip(exists) {
-                if !exists {
-                    reports[n].orphans += 1;
-                    tracing::debug!(index = %escape(&index), member = %escape(&member), "object missing; member is a suspect");
-                    sweeper.queue.push_back(Suspect {
-                        rule: n,
-                        index: index.clone(),
-                        member,
-                        object,
-                        seen_missing: now,
-                    });
-                }
-            }
-            sweeper.sweep(reports, Sweep::FullChunks).await?;
-            sweeper.sweep(reports, Sweep::Room).await?;
-            match following {
-                Some(following) => page = following,
-                None => break,
-            }
+        if store.is_cluster() {
+            scan_index_pipelined(ctx, n, &index, &template, sweeper, reports).await?;
+        } else {
+            scan_index_scripted(ctx, n, &index, &template, sweeper, reports).await?;
         }
         reports[n].indexes += 1;
     }
     Ok(())
+}
+
+/// Walks one index on a single server: each page is one script call that scans it and checks
+/// its members' objects on the server, answering with the missing members only. A page is at
+/// most [`SCRIPT_PAGE_MAX`](crate::store::SCRIPT_PAGE_MAX) members, below
+/// `integrity.scan_count` if need be, so that no call blocks the server for long.
+async fn scan_index_scripted(
+    ctx: &RunContext,
+    n: usize,
+    index: &Arc<[u8]>,
+    template: &MemberKey,
+    sweeper: &mut Sweeper<'_>,
+    reports: &mut [RuleReport],
+) -> Result<(), StoreError> {
+    let store = &ctx.shared.store;
+    let count = ctx.shared.settings.integrity.scan_count;
+    let mut page = store
+        .scan_missing("SSCAN+EXISTS script", index, 0, count, template)
+        .await?;
+    loop {
+        let missing = match page.members {
+            PageMembers::Missing(missing) => missing,
+            // A compact set handed back whole, too big for one call: checked from here.
+            PageMembers::Unchecked(members) => {
+                let objects: Vec<Vec<u8>> = members.iter().map(|m| template.key(m)).collect();
+                let exists = store.exists_each("EXISTS chunk", &objects).await?;
+                members
+                    .into_iter()
+                    .zip(exists)
+                    .filter(|(_, exists)| !exists)
+                    .map(|(m, _)| m)
+                    .collect()
+            }
+        };
+        reports[n].checked += page.held;
+        ctx.progress.advance(page.held, 0);
+        let now = Instant::now();
+        for member in missing {
+            let object = template.key(&member);
+            suspect(sweeper, reports, n, index, member, object, now);
+        }
+        if page.next == 0 {
+            sweeper.sweep(reports, Sweep::FullChunks).await?;
+            sweeper.sweep(reports, Sweep::Room).await?;
+            return Ok(());
+        }
+        // The next page is checked while aged suspects are removed: the server runs both
+        // back to back, and neither waits for the daemon's side of the other. The queue may
+        // pass its cap by this one page.
+        let (swept, following) = tokio::join!(
+            async {
+                sweeper.sweep(reports, Sweep::FullChunks).await?;
+                sweeper.sweep(reports, Sweep::Room).await
+            },
+            store.scan_missing("SSCAN+EXISTS script", index, page.next, count, template)
+        );
+        swept?;
+        page = following?;
+    }
+}
+
+/// Walks one index on a cluster, where no script can see the index and the objects at once:
+/// `SSCAN` pages, each page's objects checked with pipelined `EXISTS` while the next is read.
+async fn scan_index_pipelined(
+    ctx: &RunContext,
+    n: usize,
+    index: &Arc<[u8]>,
+    template: &MemberKey,
+    sweeper: &mut Sweeper<'_>,
+    reports: &mut [RuleReport],
+) -> Result<(), StoreError> {
+    let store = &ctx.shared.store;
+    let count = ctx.shared.settings.integrity.scan_count;
+    let mut page = store.sscan("SSCAN index", index, 0, count).await?;
+    loop {
+        let (next, members) = page;
+        let objects: Vec<Vec<u8>> = members.iter().map(|m| template.key(m)).collect();
+        // The next page is read while this one's objects are checked.
+        let (exists, following) = if next == 0 {
+            (store.exists_each("EXISTS chunk", &objects).await?, None)
+        } else {
+            let (exists, following) = tokio::join!(
+                store.exists_each("EXISTS chunk", &objects),
+                store.sscan("SSCAN index", index, next, count)
+            );
+            (exists?, Some(following?))
+        };
+        reports[n].checked += members.len() as u64;
+        ctx.progress.advance(members.len() as u64, 0);
+        let now = Instant::now();
+        for ((member, object), exists) in members.into_iter().zip(objects).zip(exists) {
+            if !exists {
+                suspect(sweeper, reports, n, index, member, object, now);
+            }
+        }
+        sweeper.sweep(reports, Sweep::FullChunks).await?;
+        sweeper.sweep(reports, Sweep::Room).await?;
+        match following {
+            Some(following) => page = following,
+            None => return Ok(()),
+        }
+    }
+}
+
+/// Counts `member` of `index` as an orphan and queues it for the sweeper.
+fn suspect(
+    sweeper: &mut Sweeper<'_>,
+    reports: &mut [RuleReport],
+    n: usize,
+    index: &Arc<[u8]>,
+    member: Vec<u8>,
+    object: Vec<u8>,
+    seen_missing: Instant,
+) {
+    reports[n].orphans += 1;
+    tracing::debug!(index = %escape(index), member = %escape(&member), "object missing; member is a suspect");
+    sweeper.queue.push_back(Suspect {
+        rule: n,
+        index: index.clone(),
+        member,
+        object,
+        seen_missing,
+    });
 }
 
 /// Queues objects of the rule's type that are missing from its index, for `sweeper` to re-add
