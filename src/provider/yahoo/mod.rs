@@ -192,14 +192,14 @@ impl Provider for Yahoo {
                 Policy::Retry,
             )
             .await?;
-        let Some(page) = parse_options_page(&first, ticker)? else {
+        let Some(mut page) = parse_options_page(&first, ticker)? else {
             return Ok(Fetched::Unknown);
         };
-        let wanted = wanted_expiries(&page.expiration_dates, expirations);
+        let wanted = wanted_expiries(&page.expiration_dates, expirations).to_vec();
         let mut chains = Vec::with_capacity(wanted.len());
-        for &epoch in wanted {
+        for epoch in wanted {
             // The undated answer already holds the nearest expiry's contracts.
-            let chain = match page.chain_for(epoch) {
+            let chain = match page.take_chain(epoch) {
                 Some(chain) => chain,
                 None => {
                     let date = epoch.to_string();
@@ -213,7 +213,7 @@ impl Provider for Yahoo {
                         )
                         .await?;
                     match parse_options_page(&reply, ticker)? {
-                        Some(dated) => dated.chain_for(epoch).ok_or_else(|| {
+                        Some(mut dated) => dated.take_chain(epoch).ok_or_else(|| {
                             ProviderError::invalid(
                                 NAME,
                                 ticker,

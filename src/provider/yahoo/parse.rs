@@ -297,7 +297,7 @@ struct UnderlyingQuote {
     regular_market_price: Option<f64>,
 }
 
-#[derive(Deserialize)]
+#[derive(Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct ExpiryPage {
     expiration_date: i64,
@@ -339,6 +339,7 @@ impl RawContract {
 }
 
 /// One v7 options answer: the expiries Yahoo lists and the chain(s) it carried.
+#[derive(Clone)]
 pub struct OptionsPage {
     pub expiration_dates: Vec<i64>,
     underlying_price: Option<f64>,
@@ -346,22 +347,20 @@ pub struct OptionsPage {
 }
 
 impl OptionsPage {
-    pub(super) fn chain_for(&self, epoch: i64) -> Option<ExpiryChain> {
-        let page = self.pages.iter().find(|p| p.expiration_date == epoch)?;
+    /// Takes the chain for the expiry `epoch` out of the page, if it carried it: its contracts
+    /// move into the value instead of being copied.
+    pub(super) fn take_chain(&mut self, epoch: i64) -> Option<ExpiryChain> {
+        let page = self.pages.iter_mut().find(|p| p.expiration_date == epoch)?;
+        let normalise = |raw: &mut Vec<RawContract>| {
+            std::mem::take(raw)
+                .into_iter()
+                .map(RawContract::normalise)
+                .collect()
+        };
         Some(ExpiryChain {
             expiration: expiry_date(epoch)?,
-            calls: page
-                .calls
-                .iter()
-                .cloned()
-                .map(RawContract::normalise)
-                .collect(),
-            puts: page
-                .puts
-                .iter()
-                .cloned()
-                .map(RawContract::normalise)
-                .collect(),
+            calls: normalise(&mut page.calls),
+            puts: normalise(&mut page.puts),
         })
     }
 
@@ -391,9 +390,10 @@ impl OptionsPage {
     /// The chains this page carries for the nearest `expirations` expiries (all it has when
     /// the page holds fewer): what a recording of one answer can provide.
     pub fn recorded_chains(&self, expirations: usize) -> Vec<ExpiryChain> {
+        let mut page = self.clone();
         wanted_expiries(&self.expiration_dates, expirations)
             .iter()
-            .filter_map(|e| self.chain_for(*e))
+            .filter_map(|e| page.take_chain(*e))
             .collect()
     }
 }
