@@ -7,30 +7,48 @@ use redis::{Cmd, Script, Value};
 
 use super::error::StoreError;
 use super::handle::Store;
+use super::orphans::SCRIPT_PAGE_MAX;
 use super::reads::ints;
 
-/// Removes a member only while its object is missing. KEYS: index; ARGV: member, object key.
+/// Removes members only while their object is missing, each checked and removed atomically.
+/// KEYS: the index sets; ARGV: per member, its index's place in KEYS, the member, its object's
+/// key. Returns 1 or 0 per member: removed or not.
 ///
-/// The object key travels as an argument, not in KEYS: Redis ACLs treat every declared key of a
+/// The object keys travel as arguments, not in KEYS: Redis ACLs treat every declared key of a
 /// script as read-write, while the daemon only ever reads objects, so its Redis user can be
 /// denied writing them. Scripts run on a single server only (a cluster uses the re-check
 /// fallback), where undeclared keys are no routing problem.
 const CHECK_AND_REMOVE: &str = r"
-if redis.call('EXISTS', ARGV[2]) == 0 then
-  return redis.call('SREM', KEYS[1], ARGV[1])
+local changed = {}
+for i = 1, #ARGV, 3 do
+  local done = 0
+  if redis.call('EXISTS', ARGV[i + 2]) == 0 then
+    done = redis.call('SREM', KEYS[tonumber(ARGV[i])], ARGV[i + 1])
+  end
+  changed[#changed + 1] = done
 end
-return 0";
+return changed";
 
-/// Adds a member only while its object exists. KEYS: index; ARGV: member, object key (read
-/// only, like [`CHECK_AND_REMOVE`]).
+/// Adds members only while their object exists; laid out as [`CHECK_AND_REMOVE`] (objects read
+/// only).
 const CHECK_AND_ADD: &str = r"
-if redis.call('EXISTS', ARGV[2]) == 1 then
-  return redis.call('SADD', KEYS[1], ARGV[1])
+local changed = {}
+for i = 1, #ARGV, 3 do
+  local done = 0
+  if redis.call('EXISTS', ARGV[i + 2]) == 1 then
+    done = redis.call('SADD', KEYS[tonumber(ARGV[i])], ARGV[i + 1])
+  end
+  changed[#changed + 1] = done
 end
-return 0";
+return changed";
 
 static CHECK_AND_REMOVE_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(CHECK_AND_REMOVE));
 static CHECK_AND_ADD_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(CHECK_AND_ADD));
+
+/// Members one guarded-change script call handles: a script blocks the server while it runs,
+/// and the integrity job's budget is 2 ms of server time per call ([`SCRIPT_PAGE_MAX`]'s); a
+/// check and a change cost about as much as a page's scan and check per member.
+const GUARDED_PER_CALL: usize = SCRIPT_PAGE_MAX as usize;
 
 /// A change to an index set's members.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -126,9 +144,9 @@ impl Store {
     }
 
     /// Applies `change` to each entry only while its object still says so (missing for a
-    /// removal, present for an addition), checked and changed atomically by a script, in one
-    /// round trip; which ones changed. Single server only: a cluster may keep the index and the
-    /// object on different nodes.
+    /// removal, present for an addition), checked and changed atomically by a script, a few
+    /// hundred entries per call, all calls in one round trip; which ones changed. Single server
+    /// only: a cluster may keep the index and the object on different nodes.
     pub async fn change_members_guarded(
         &self,
         change: SetChange,
@@ -136,19 +154,33 @@ impl Store {
     ) -> Result<Vec<bool>, StoreError> {
         let script = change.script();
         let cmds: Vec<Cmd> = entries
-            .iter()
-            .map(|e| {
-                redis::cmd("EVALSHA")
-                    .arg(script.get_hash())
-                    .arg(1)
-                    .arg(e.index)
-                    .arg(e.member)
-                    .arg(e.object)
-                    .to_owned()
+            .chunks(GUARDED_PER_CALL)
+            .map(|chunk| {
+                let mut indexes: Vec<&[u8]> = Vec::new();
+                let mut args: Vec<(usize, &[u8], &[u8])> = Vec::with_capacity(chunk.len());
+                for e in chunk {
+                    let at = match indexes.iter().position(|i| *i == e.index) {
+                        Some(at) => at,
+                        None => {
+                            indexes.push(e.index);
+                            indexes.len() - 1
+                        }
+                    };
+                    args.push((at + 1, e.member, e.object));
+                }
+                let mut cmd = redis::cmd("EVALSHA");
+                cmd.arg(script.get_hash()).arg(indexes.len()).arg(&indexes);
+                for (at, member, object) in args {
+                    cmd.arg(at).arg(member).arg(object);
+                }
+                cmd
             })
             .collect();
-        Ok(ints(self.scripts(script, &cmds).await?)
+        Ok(self
+            .scripts(script, &cmds)
+            .await?
             .into_iter()
+            .flat_map(|call| ints(redis::from_redis_value(call).unwrap_or_default()))
             .map(|r| r == 1)
             .collect())
     }
