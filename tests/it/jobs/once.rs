@@ -477,18 +477,7 @@ async fn a_write_batch_closes_at_write_batch_bytes_and_every_value_lands() {
     let mut c = conn(&server).await;
     // Every command into the slow log, with its arguments: the fenced write's keys say which
     // values went in which batch.
-    let _: () = redis::cmd("CONFIG")
-        .arg("SET")
-        .arg("slowlog-log-slower-than")
-        .arg(0)
-        .query_async(&mut c)
-        .await
-        .unwrap();
-    let _: () = redis::cmd("SLOWLOG")
-        .arg("RESET")
-        .query_async(&mut c)
-        .await
-        .unwrap();
+    support::log_every_command(&mut c).await;
     const LIMIT: usize = 4096;
     let (exit, _, err) = support::run(
         once(&server, &upstream, &["stock", "--force"])
@@ -496,35 +485,19 @@ async fn a_write_batch_closes_at_write_batch_bytes_and_every_value_lands() {
     );
     assert_eq!(exit, Some(0), "{err}");
     assert_eq!(summary(&err, "stock")["written"], 40, "{err}");
-    let log: Vec<redis::Value> = redis::cmd("SLOWLOG")
-        .arg("GET")
-        .arg(-1)
-        .query_async(&mut c)
+    let batches: Vec<Vec<String>> = support::commands_sent(&mut c)
         .await
-        .unwrap();
-    let mut batches: Vec<Vec<String>> = Vec::new();
-    for entry in log {
-        let redis::Value::Array(fields) = entry else {
-            continue;
-        };
-        let Some(redis::Value::Array(args)) = fields.get(3) else {
-            continue;
-        };
-        let args: Vec<String> = args
-            .iter()
-            .map(|a| match a {
-                redis::Value::BulkString(b) => String::from_utf8_lossy(b).into_owned(),
-                other => format!("{other:?}"),
-            })
-            .collect();
-        if args[0].eq_ignore_ascii_case("EVALSHA") && args.iter().any(|a| a == "SETEX") {
-            batches.push(
-                args.into_iter()
-                    .filter(|a| a.starts_with("finance:cache:stock:"))
-                    .collect(),
-            );
-        }
-    }
+        .into_iter()
+        .filter(|args| {
+            args[0].eq_ignore_ascii_case(b"EVALSHA") && args.iter().any(|a| a == b"SETEX")
+        })
+        .map(|args| {
+            args.into_iter()
+                .map(|a| String::from_utf8(a).unwrap_or_default())
+                .filter(|a| a.starts_with("finance:cache:stock:"))
+                .collect()
+        })
+        .collect();
     assert!(batches.len() > 1, "the bytes closed batches: {batches:?}");
     let mut keys = std::collections::BTreeSet::new();
     for (n, batch) in batches.iter().enumerate() {

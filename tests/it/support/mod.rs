@@ -6,10 +6,12 @@ mod binary;
 mod cluster;
 mod data;
 mod servers;
+mod slowlog;
 mod upstream;
 
 pub use binary::*;
 pub use cluster::*;
 pub use data::*;
 pub use servers::*;
+pub use slowlog::*;
 pub use upstream::*;
