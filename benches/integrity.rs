@@ -61,8 +61,8 @@ async fn main() {
     let orphans = members.div_ceil(10);
     let scan_count = std::env::var("BENCH_SCAN_COUNT").unwrap_or_else(|_| "500".into());
     if let Target::Single(s) = &target {
-        // Every command over 20 µs of server time: the page scripts, not the ~3 µs
-        // check-and-remove scripts, whose logging would slow the run down.
+        // Every command over 20 µs of server time: the page and repair scripts, not the
+        // small commands, whose logging would slow the run down.
         slowlog(&mut conn(s).await, 20, 1_000_000).await;
     }
 
@@ -200,8 +200,9 @@ async fn slowlog(c: &mut redis::aio::MultiplexedConnection, slower_than: i64, le
         .unwrap();
 }
 
-/// The server time of the page scripts (`EVALSHA sha 1 index cursor count prefix suffix
-/// limit`) in `SLOWLOG`: calls, the largest `COUNT`, mean, 99th percentile and maximum.
+/// The server time of the scripts in `SLOWLOG`: the page scripts (`EVALSHA sha 1 index cursor
+/// count prefix suffix limit`: calls, the largest `COUNT`, mean, 99th percentile and maximum)
+/// and the repair scripts (every other `EVALSHA`: a few hundred suspects each).
 async fn page_scripts(c: &mut redis::aio::MultiplexedConnection) -> String {
     type Entry = (i64, i64, u64, Vec<Vec<u8>>, Vec<u8>, Vec<u8>);
     let log: Vec<Entry> = redis::cmd("SLOWLOG")
@@ -210,23 +211,35 @@ async fn page_scripts(c: &mut redis::aio::MultiplexedConnection) -> String {
         .query_async(c)
         .await
         .unwrap();
-    let pages: Vec<(u64, String)> = log
+    let (pages, repairs): (Vec<Entry>, Vec<Entry>) = log
         .into_iter()
-        .filter(|e| e.3.len() == 9 && e.3[0].eq_ignore_ascii_case(b"EVALSHA"))
-        .map(|e| (e.2, String::from_utf8_lossy(&e.3[5]).into_owned()))
-        .collect();
+        .filter(|e| e.3[0].eq_ignore_ascii_case(b"EVALSHA"))
+        .partition(|e| e.3.len() == 9);
     if pages.is_empty() {
         return "none in SLOWLOG".into();
     }
-    let mut micros: Vec<u64> = pages.iter().map(|(us, _)| *us).collect();
-    micros.sort_unstable();
-    let count = pages.iter().map(|(_, c)| c.as_str()).max().unwrap_or("?");
+    let count = pages
+        .iter()
+        .map(|e| String::from_utf8_lossy(&e.3[5]).into_owned())
+        .max()
+        .unwrap_or_default();
+    let times = |entries: &[Entry]| {
+        let mut micros: Vec<u64> = entries.iter().map(|e| e.2).collect();
+        micros.sort_unstable();
+        match micros.len() {
+            0 => "none".to_owned(),
+            n => format!(
+                "{n} calls: {:.0} µs mean, {} µs p99, {} µs max per call",
+                micros.iter().sum::<u64>() as f64 / n as f64,
+                micros[n * 99 / 100],
+                micros[n - 1]
+            ),
+        }
+    };
     format!(
-        "{} calls of COUNT {count}: {:.0} µs mean, {} µs p99, {} µs max per call (server time, SLOWLOG)",
-        micros.len(),
-        micros.iter().sum::<u64>() as f64 / micros.len() as f64,
-        micros[micros.len() * 99 / 100],
-        micros[micros.len() - 1]
+        "pages of COUNT {count}, {}; repairs, {} (server time, SLOWLOG)",
+        times(&pages),
+        times(&repairs)
     )
 }
 
