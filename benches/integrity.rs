@@ -63,7 +63,7 @@ async fn main() {
     if let Target::Single(s) = &target {
         // Every command over 20 µs of server time: the page and repair scripts, not the
         // small commands, whose logging would slow the run down.
-        slowlog(&mut conn(s).await, 20, 1_000_000).await;
+        support::log_commands_slower_than(&mut conn(s).await, 20, 1_000_000).await;
     }
 
     // The positions rule only: the default `auth:inviter:*` rule would add a `SCAN` of the
@@ -100,7 +100,7 @@ async fn main() {
         Target::Single(s) => {
             let mut c = conn(s).await;
             let pages = page_scripts(&mut c).await;
-            slowlog(&mut c, 10_000, 128).await;
+            support::log_commands_slower_than(&mut c, 10_000, 128).await;
             Some(pages)
         }
         Target::Cluster(_) => None,
@@ -177,27 +177,6 @@ async fn main() {
         naive.as_secs_f64() * 1000.0,
         naive_ms / ms
     );
-}
-
-/// Sets the server's `SLOWLOG` threshold (µs) and length, and empties it.
-async fn slowlog(c: &mut redis::aio::MultiplexedConnection, slower_than: i64, len: i64) {
-    for (name, value) in [
-        ("slowlog-log-slower-than", slower_than),
-        ("slowlog-max-len", len),
-    ] {
-        let _: () = redis::cmd("CONFIG")
-            .arg("SET")
-            .arg(name)
-            .arg(value)
-            .query_async(c)
-            .await
-            .unwrap();
-    }
-    let _: () = redis::cmd("SLOWLOG")
-        .arg("RESET")
-        .query_async(c)
-        .await
-        .unwrap();
 }
 
 /// The server time of the scripts in `SLOWLOG`: the page scripts (`EVALSHA sha 1 index cursor

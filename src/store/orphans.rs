@@ -36,7 +36,7 @@ const SCRIPT_CHECK_MAX: u32 = 512;
 /// unchecked (then 0).
 ///
 /// The object keys are built in the script, not declared in KEYS: Redis ACLs treat every
-/// declared key as written, and the daemon only reads objects (see `CHECK_AND_REMOVE`). Scripts
+/// declared key as written, and the daemon only reads objects (see `guarded_change` in `sets.rs`). Scripts
 /// run on a single server only, where undeclared keys are no routing problem.
 const SCAN_MISSING: &str = r"
 local page = redis.call('SSCAN', KEYS[1], ARGV[1], 'COUNT', ARGV[2])

@@ -10,40 +10,34 @@ use super::handle::Store;
 use super::orphans::SCRIPT_PAGE_MAX;
 use super::reads::ints;
 
-/// Removes members only while their object is missing, each checked and removed atomically.
-/// KEYS: the index sets; ARGV: per member, its index's place in KEYS, the member, its object's
-/// key. Returns 1 or 0 per member: removed or not.
+/// Changes members with `command` (`SREM`, `SADD`) only while their object's `EXISTS` is
+/// `wanted`, each checked and changed atomically. KEYS: the index sets; ARGV: per member, its
+/// index's place in KEYS, the member, its object's key. Returns 1 or 0 per member: changed or
+/// not.
 ///
 /// The object keys travel as arguments, not in KEYS: Redis ACLs treat every declared key of a
 /// script as read-write, while the daemon only ever reads objects, so its Redis user can be
 /// denied writing them. Scripts run on a single server only (a cluster uses the re-check
 /// fallback), where undeclared keys are no routing problem.
-const CHECK_AND_REMOVE: &str = r"
-local changed = {}
+fn guarded_change(command: &str, wanted: u8) -> Script {
+    Script::new(&format!(
+        r"
+local changed = {{}}
 for i = 1, #ARGV, 3 do
   local done = 0
-  if redis.call('EXISTS', ARGV[i + 2]) == 0 then
-    done = redis.call('SREM', KEYS[tonumber(ARGV[i])], ARGV[i + 1])
+  if redis.call('EXISTS', ARGV[i + 2]) == {wanted} then
+    done = redis.call('{command}', KEYS[tonumber(ARGV[i])], ARGV[i + 1])
   end
   changed[#changed + 1] = done
 end
-return changed";
+return changed"
+    ))
+}
 
-/// Adds members only while their object exists; laid out as [`CHECK_AND_REMOVE`] (objects read
-/// only).
-const CHECK_AND_ADD: &str = r"
-local changed = {}
-for i = 1, #ARGV, 3 do
-  local done = 0
-  if redis.call('EXISTS', ARGV[i + 2]) == 1 then
-    done = redis.call('SADD', KEYS[tonumber(ARGV[i])], ARGV[i + 1])
-  end
-  changed[#changed + 1] = done
-end
-return changed";
-
-static CHECK_AND_REMOVE_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(CHECK_AND_REMOVE));
-static CHECK_AND_ADD_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(CHECK_AND_ADD));
+/// Removes members only while their object is missing.
+static CHECK_AND_REMOVE_SCRIPT: LazyLock<Script> = LazyLock::new(|| guarded_change("SREM", 0));
+/// Adds members only while their object exists.
+static CHECK_AND_ADD_SCRIPT: LazyLock<Script> = LazyLock::new(|| guarded_change("SADD", 1));
 
 /// Members one guarded-change script call handles: a script blocks the server while it runs,
 /// and the integrity job's budget is 2 ms of server time per call ([`SCRIPT_PAGE_MAX`]'s); a

@@ -1,9 +1,22 @@
-//! What a test's own `redis-server` was sent, read back from its slow log with the threshold
-//! at 0: the commands clients sent, each with its arguments.
+//! What a test's own `redis-server` was sent, read back from its slow log (with the threshold
+//! at 0: every command clients sent, each with its arguments).
 
 /// Logs every command from now on (`SLOWLOG`, threshold 0).
 pub async fn log_every_command(c: &mut redis::aio::MultiplexedConnection) {
-    for (name, value) in [("slowlog-max-len", 100_000), ("slowlog-log-slower-than", 0)] {
+    log_commands_slower_than(c, 0, 100_000).await;
+}
+
+/// Logs, from now on, the commands that take more than `micros` of server time, the last `len`
+/// of them, and empties the log.
+pub async fn log_commands_slower_than(
+    c: &mut redis::aio::MultiplexedConnection,
+    micros: i64,
+    len: i64,
+) {
+    for (name, value) in [
+        ("slowlog-max-len", len),
+        ("slowlog-log-slower-than", micros),
+    ] {
         let _: () = redis::cmd("CONFIG")
             .arg("SET")
             .arg(name)
@@ -12,6 +25,11 @@ pub async fn log_every_command(c: &mut redis::aio::MultiplexedConnection) {
             .await
             .unwrap();
     }
+    let _: () = redis::cmd("SLOWLOG")
+        .arg("RESET")
+        .query_async(c)
+        .await
+        .unwrap();
 }
 
 /// The commands clients sent since [`log_every_command`], each as its arguments; not those that
