@@ -19,7 +19,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use redis::aio::ConnectionLike;
-use support::{conn, fcw, summary, watch_process};
+use support::{Logged, conn, fcw, summary, watch_process};
 use target::Target;
 
 /// Members the naive loop checks; its time is extrapolated to the whole index.
@@ -183,27 +183,21 @@ async fn main() {
 /// count prefix suffix limit`: calls, the largest `COUNT`, mean, 99th percentile and maximum)
 /// and the repair scripts (every other `EVALSHA`: a few hundred suspects each).
 async fn page_scripts(c: &mut redis::aio::MultiplexedConnection) -> String {
-    type Entry = (i64, i64, u64, Vec<Vec<u8>>, Vec<u8>, Vec<u8>);
-    let log: Vec<Entry> = redis::cmd("SLOWLOG")
-        .arg("GET")
-        .arg(-1)
-        .query_async(c)
+    let (pages, repairs): (Vec<Logged>, Vec<Logged>) = support::slow_log(c)
         .await
-        .unwrap();
-    let (pages, repairs): (Vec<Entry>, Vec<Entry>) = log
         .into_iter()
-        .filter(|e| e.3[0].eq_ignore_ascii_case(b"EVALSHA"))
-        .partition(|e| e.3.len() == 9);
+        .filter(|e| e.args[0].eq_ignore_ascii_case(b"EVALSHA"))
+        .partition(|e| e.args.len() == 9);
     if pages.is_empty() {
         return "none in SLOWLOG".into();
     }
     let count = pages
         .iter()
-        .map(|e| String::from_utf8_lossy(&e.3[5]).into_owned())
+        .map(|e| String::from_utf8_lossy(&e.args[5]).into_owned())
         .max()
         .unwrap_or_default();
-    let times = |entries: &[Entry]| {
-        let mut micros: Vec<u64> = entries.iter().map(|e| e.2).collect();
+    let times = |entries: &[Logged]| {
+        let mut micros: Vec<u64> = entries.iter().map(|e| e.micros).collect();
         micros.sort_unstable();
         match micros.len() {
             0 => "none".to_owned(),

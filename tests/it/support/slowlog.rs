@@ -32,10 +32,20 @@ pub async fn log_commands_slower_than(
         .unwrap();
 }
 
-/// The commands clients sent since [`log_every_command`], each as its arguments; not those that
-/// scripts ran (logged as from client `?:0`).
-pub async fn commands_sent(c: &mut redis::aio::MultiplexedConnection) -> Vec<Vec<Vec<u8>>> {
-    type Entry = (i64, i64, i64, Vec<Vec<u8>>, Vec<u8>, Vec<u8>);
+/// One command in the slow log.
+pub struct Logged {
+    /// Its server time.
+    #[allow(dead_code)] // read by the integrity bench, which shares these helpers
+    pub micros: u64,
+    /// The command and its arguments (Redis keeps the first 32, and says how many more).
+    pub args: Vec<Vec<u8>>,
+    /// `ip:port` of the client that sent it; `?:0` for a command a script ran.
+    pub client: Vec<u8>,
+}
+
+/// Everything in the slow log, oldest last.
+pub async fn slow_log(c: &mut redis::aio::MultiplexedConnection) -> Vec<Logged> {
+    type Entry = (i64, i64, u64, Vec<Vec<u8>>, Vec<u8>, Vec<u8>);
     let log: Vec<Entry> = redis::cmd("SLOWLOG")
         .arg("GET")
         .arg(-1)
@@ -43,7 +53,21 @@ pub async fn commands_sent(c: &mut redis::aio::MultiplexedConnection) -> Vec<Vec
         .await
         .unwrap();
     log.into_iter()
-        .filter(|e| e.4 != b"?:0")
-        .map(|e| e.3)
+        .map(|(_, _, micros, args, client, _)| Logged {
+            micros,
+            args,
+            client,
+        })
+        .collect()
+}
+
+/// The commands clients sent since [`log_every_command`], each as its arguments; not those that
+/// scripts ran.
+pub async fn commands_sent(c: &mut redis::aio::MultiplexedConnection) -> Vec<Vec<Vec<u8>>> {
+    slow_log(c)
+        .await
+        .into_iter()
+        .filter(|e| e.client != b"?:0")
+        .map(|e| e.args)
         .collect()
 }
