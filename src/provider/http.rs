@@ -119,7 +119,11 @@ impl Reply {
         {
             return Err(malformed(format!("expected JSON, got content type {ct:?}")));
         }
-        serde_json::from_slice(&self.body).map_err(|e| malformed(e.to_string()))
+        // Checked as UTF-8 once, whole: parsing from a `str` then skips checking each string
+        // of the answer again (see docs/performance.md).
+        let text = std::str::from_utf8(&self.body)
+            .map_err(|e| malformed(format!("the body is not UTF-8: {e}")))?;
+        serde_json::from_str(text).map_err(|e| malformed(e.to_string()))
     }
 
     /// The body as text, for the few plain-text endpoints.
@@ -658,6 +662,24 @@ mod tests {
             "{d:?}"
         );
         assert_eq!(parse_retry_after("soon"), None);
+    }
+
+    #[test]
+    fn a_body_that_is_not_utf8_is_malformed_and_names_its_endpoint() {
+        let body = [&br#"{"symbol":"A"#[..], &[0xff], br#""}"#].concat();
+        let parsed = Reply::recorded(200, body).json::<serde_json::Value>("yahoo", "quote");
+        match parsed {
+            Err(ProviderError::Malformed {
+                provider: "yahoo",
+                endpoint: "quote",
+                message,
+            }) => assert!(message.contains("not UTF-8"), "{message}"),
+            other => panic!("{other:?}"),
+        }
+        let good = Reply::recorded(200, r#"{"symbol":"Aé"}"#.as_bytes().to_vec())
+            .json::<serde_json::Value>("yahoo", "quote")
+            .unwrap();
+        assert_eq!(good["symbol"], "Aé");
     }
 
     #[test]
