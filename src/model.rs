@@ -258,7 +258,12 @@ impl OptionsChain {
             .collect();
         for chain in &self.chains {
             for c in chain.calls.iter().chain(&chain.puts) {
-                let symbol = c.contract_symbol.trim_start_matches("O:");
+                // A loop, not `trim_start_matches`: its substring searcher is set up anew
+                // for each contract.
+                let mut symbol = c.contract_symbol.as_str();
+                while let Some(rest) = symbol.strip_prefix("O:") {
+                    symbol = rest;
+                }
                 if !symbol.starts_with(root.as_str()) && !symbol.starts_with(asked.as_str()) {
                     return Err(format!(
                         "contract {} does not belong to {asked}",
