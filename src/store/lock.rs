@@ -268,15 +268,37 @@ impl Fence {
                 .await?;
             return Ok(Fenced::Written);
         }
+        // Built once for every attempt: the batch's values are copied into the command once (a
+        // script invocation copies them again into the command it sends, at each attempt).
+        let mut evalsha = redis::cmd("EVALSHA");
+        evalsha
+            .arg(FENCED_SCRIPT.get_hash())
+            .arg(writes.len() + 1)
+            .arg(&self.key);
+        for (key, _) in writes {
+            evalsha.arg(key);
+        }
+        evalsha.arg(&self.value).arg(command);
+        for (_, args) in writes {
+            evalsha.arg(args.len()).arg(args);
+        }
         let written: i64 = self
             .store
             .attempt(what, retries, |mut conn| {
-                let mut invocation = FENCED_SCRIPT.key(&self.key);
-                invocation.arg(&self.value).arg(command);
-                for (key, args) in writes {
-                    invocation.key(key).arg(args.len()).arg(args);
+                let evalsha = &evalsha;
+                async move {
+                    match evalsha.query_async(&mut conn).await {
+                        // The server lost its scripts (a restart, a failover): load, send again.
+                        Err(e)
+                            if e.kind()
+                                == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) =>
+                        {
+                            FENCED_SCRIPT.load_async(&mut conn).await?;
+                            evalsha.query_async(&mut conn).await
+                        }
+                        other => other,
+                    }
                 }
-                async move { invocation.invoke_async(&mut conn).await }
             })
             .await?;
         Ok(if written < 0 {
