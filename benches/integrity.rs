@@ -2,7 +2,9 @@
 //! and the daemon's peak memory, next to the raw pipelined EXISTS throughput of the same server
 //! (`redis-benchmark -P 100 -n <members> ... EXISTS`) as the ideal and a naive loop (one `EXISTS`
 //! per member, one round trip each, over one connection) as the floor, with both ratios. On a
-//! single server it also reads the time of each page's script from `SLOWLOG`.
+//! single server it also reads the time of each page's script from `SLOWLOG`, and the server
+//! time of an `SSCAN` walk of the index alone (`INFO commandstats`), which any walk pays
+//! before its first `EXISTS`.
 //!
 //! `cargo bench --bench integrity` (BENCH_MEMBERS=... for another size, BENCH_CLUSTER=1 for a
 //! Redis Cluster).
@@ -60,6 +62,10 @@ async fn main() {
     }
     let orphans = members.div_ceil(10);
     let scan_count = std::env::var("BENCH_SCAN_COUNT").unwrap_or_else(|_| "500".into());
+    let walk = match &target {
+        Target::Single(s) => Some(sscan_walk(&mut conn(s).await, members).await),
+        Target::Cluster(_) => None,
+    };
     if let Target::Single(s) = &target {
         // Every command over 20 µs of server time: the page and repair scripts, not the
         // small commands, whose logging would slow the run down.
@@ -172,6 +178,13 @@ async fn main() {
         }
         None => println!("  ideal time        (no redis-benchmark result)"),
     }
+    if let (Some(server_ms), Some(rate)) = (walk, ideal_per_s) {
+        let ideal_ms = members as f64 / rate * 1000.0;
+        println!(
+            "  SSCAN walk alone  {server_ms:.0} ms of server time (COUNT 1000, INFO commandstats) = {:.2}x the ideal: a floor no walk of the index goes under, before any EXISTS or repair",
+            server_ms / ideal_ms
+        );
+    }
     println!(
         "  naive loop        {naive_ms:.0} ms ({sample} sequential EXISTS round trips over one connection took {:.0} ms, extrapolated to {members}); naive / job = {:.1}x",
         naive.as_secs_f64() * 1000.0,
@@ -214,6 +227,45 @@ async fn page_scripts(c: &mut redis::aio::MultiplexedConnection) -> String {
         times(&pages),
         times(&repairs)
     )
+}
+
+/// The server time (ms, from `INFO commandstats`) of one `SSCAN ... COUNT 1000` walk of the
+/// whole index, page by page: the part of any walk that the ideal's `EXISTS` does not include.
+async fn sscan_walk(c: &mut redis::aio::MultiplexedConnection, members: usize) -> f64 {
+    let _: () = redis::cmd("CONFIG")
+        .arg("RESETSTAT")
+        .query_async(c)
+        .await
+        .unwrap();
+    let (mut cursor, mut seen) = (0u64, 0usize);
+    loop {
+        let (next, page): (u64, Vec<Vec<u8>>) = redis::cmd("SSCAN")
+            .arg("finance:positions:index")
+            .arg(cursor)
+            .arg("COUNT")
+            .arg(1000)
+            .query_async(c)
+            .await
+            .unwrap();
+        seen += page.len();
+        cursor = next;
+        if cursor == 0 {
+            break;
+        }
+    }
+    assert!(seen >= members, "the walk saw {seen} of {members} members");
+    let stats: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(c)
+        .await
+        .unwrap();
+    let usec = stats
+        .lines()
+        .find_map(|l| l.strip_prefix("cmdstat_sscan:"))
+        .and_then(|l| l.split(',').find_map(|f| f.strip_prefix("usec=")))
+        .and_then(|u| u.parse::<f64>().ok())
+        .expect("cmdstat_sscan in INFO commandstats");
+    usec / 1000.0
 }
 
 /// `EXISTS finance:position:<i>` for the first `sample` ids, one round trip each.
