@@ -39,7 +39,16 @@ fn main() -> ExitCode {
     };
     let traces = telemetry::init(&settings.log, settings.telemetry.otlp_endpoint.as_ref());
 
-    let runtime = match tokio::runtime::Runtime::new() {
+    // `run` keeps a worker thread per core for its concurrent jobs and endpoints. The one-shot
+    // commands run on one thread: a run waits on the network far more than it computes, and
+    // one thread spares it the wakeups between threads (see docs/performance.md).
+    let runtime = match cli.command {
+        Command::Run => tokio::runtime::Builder::new_multi_thread(),
+        _ => tokio::runtime::Builder::new_current_thread(),
+    }
+    .enable_all()
+    .build();
+    let runtime = match runtime {
         Ok(runtime) => runtime,
         Err(e) => {
             tracing::error!(error = %e, "cannot start the async runtime");
