@@ -2,7 +2,9 @@
 //! expiries, earnings) against a local Yahoo upstream that answers every request after 20 ms,
 //! and prints, per provider concurrency, the run's wall time next to the ideal (requests x
 //! 20 ms / concurrency) and their ratio, the requests in flight at most, the daemon's CPU per
-//! ticker and its peak memory.
+//! ticker and its peak memory, and how long a bare client takes for the same requests at the
+//! same concurrency (each body read and dropped): the nearest to the ideal this upstream lets
+//! any client come, on the same cores.
 //!
 //! `cargo bench --bench warm`; `BENCH_TICKERS` (default 5000), `BENCH_CONCURRENCY` (a list,
 //! default `64,16`), `BENCH_JOB` (one job instead of `all`), `BENCH_CLUSTER=1` for a Redis
@@ -24,6 +26,8 @@ mod upstream;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use futures_util::StreamExt;
+
 use support::{RecordedQuotes, fcw, fixture, mount_yahoo_session, summary, watch_process};
 use target::Target;
 use upstream::{Arrivals, RecordedChains, most_within};
@@ -32,6 +36,9 @@ use wiremock::{Mock, MockServer, ResponseTemplate};
 
 const LATENCY: Duration = Duration::from_millis(20);
 const QUOTE_BATCH: usize = 50;
+/// The dated chain requests the bare client makes per ticker (the daemon asks for the two
+/// expiries after the nearest; the upstream relabels the recording with whatever date is asked).
+const BARE_EXPIRIES: [i64; 2] = [1741305600, 1741910400];
 
 #[tokio::main]
 async fn main() {
@@ -87,9 +94,9 @@ async fn main() {
         target.name()
     );
     println!(
-        "| concurrency | wall | ideal (requests x 20 ms / concurrency) | ratio | requests | most in flight | CPU | CPU per ticker | peak RSS |"
+        "| concurrency | wall | ideal (requests x 20 ms / concurrency) | ratio | requests | most in flight | CPU | CPU per ticker | peak RSS | bare client (ratio) | wall / bare |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
     for concurrency in concurrencies {
         let mut cmd = tokio::process::Command::from(fcw());
         let job = std::env::var("BENCH_JOB").unwrap_or_else(|_| "all".into());
@@ -133,14 +140,77 @@ async fn main() {
         let count = requests.len();
         let ideal = LATENCY * count as u32 / concurrency as u32;
         let in_flight = most_within(requests, LATENCY);
+        let urls = run_requests(&upstream.uri(), &symbols, &job);
+        assert_eq!(
+            urls.len(),
+            count,
+            "the bare client makes the run's requests"
+        );
+        let bare = bare_client(urls, concurrency).await;
+        arrivals.take();
         println!(
-            "| {concurrency} | {:.2} s | {:.2} s | {:.2} | {count} | {in_flight} | {:.2} s | {:.0} us | {:.1} MiB |",
+            "| {concurrency} | {:.2} s | {:.2} s | {:.2} | {count} | {in_flight} | {:.2} s | {:.0} us | {:.1} MiB | {:.2} s ({:.2}) | {:.2} |",
             wall.as_secs_f64(),
             ideal.as_secs_f64(),
             wall.as_secs_f64() / ideal.as_secs_f64(),
             usage.cpu_ms as f64 / 1000.0,
             usage.cpu_ms as f64 * 1000.0 / tickers as f64,
-            usage.peak_kib as f64 / 1024.0
+            usage.peak_kib as f64 / 1024.0,
+            bare.as_secs_f64(),
+            bare.as_secs_f64() / ideal.as_secs_f64(),
+            wall.as_secs_f64() / bare.as_secs_f64()
         );
     }
+}
+
+/// The upstream requests a run of `job` makes for `symbols`, less Yahoo's session (the cookie and
+/// the crumb): the quote batches, each ticker's nearest chain and two dated ones, its
+/// quoteSummary.
+fn run_requests(upstream: &str, symbols: &[String], job: &str) -> Vec<String> {
+    let wants = |kind: &str| job == "all" || job == kind;
+    let mut urls = Vec::new();
+    if wants("stock") {
+        for batch in symbols.chunks(QUOTE_BATCH) {
+            urls.push(format!(
+                "{upstream}/v7/finance/quote?symbols={}",
+                batch.join(",")
+            ));
+        }
+    }
+    for symbol in symbols {
+        if wants("options") {
+            urls.push(format!("{upstream}/v7/finance/options/{symbol}"));
+            for date in BARE_EXPIRIES {
+                urls.push(format!(
+                    "{upstream}/v7/finance/options/{symbol}?date={date}"
+                ));
+            }
+        }
+        if wants("earnings") {
+            urls.push(format!(
+                "{upstream}/v10/finance/quoteSummary/{symbol}?modules=calendarEvents"
+            ));
+        }
+    }
+    urls
+}
+
+/// How long a bare client takes to get `urls` with `concurrency` requests in flight, reading
+/// each body whole and keeping nothing.
+async fn bare_client(urls: Vec<String>, concurrency: usize) -> Duration {
+    let client = reqwest::Client::new();
+    let started = Instant::now();
+    futures_util::stream::iter(urls)
+        .map(|url| {
+            let client = client.clone();
+            async move {
+                let response = client.get(url).send().await.unwrap();
+                assert!(response.status().is_success());
+                response.bytes().await.unwrap().len()
+            }
+        })
+        .buffer_unordered(concurrency)
+        .for_each(|_| async {})
+        .await;
+    started.elapsed()
 }
