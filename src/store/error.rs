@@ -33,3 +33,9 @@ impl StoreError {
 pub fn is_transient(e: &RedisError) -> bool {
     e.is_io_error() || e.is_connection_dropped() || e.is_connection_refusal() || e.is_timeout()
 }
+
+/// `NOSCRIPT`: the server has lost its scripts (a restart or a failover empties the cache), so
+/// the script is loaded and the call sent again.
+pub(super) fn is_no_script(e: &RedisError) -> bool {
+    e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript)
+}

@@ -22,7 +22,7 @@ use redis::{Cmd, Script};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::error::StoreError;
+use super::error::{StoreError, is_no_script};
 use super::handle::{Batch, Store};
 
 /// Extends the lock only while it still holds our value.
@@ -288,11 +288,7 @@ impl Fence {
                 let evalsha = &evalsha;
                 async move {
                     match evalsha.query_async(&mut conn).await {
-                        // The server lost its scripts (a restart, a failover): load, send again.
-                        Err(e)
-                            if e.kind()
-                                == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) =>
-                        {
+                        Err(e) if is_no_script(&e) => {
                             FENCED_SCRIPT.load_async(&mut conn).await?;
                             evalsha.query_async(&mut conn).await
                         }

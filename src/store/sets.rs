@@ -5,7 +5,7 @@ use std::sync::LazyLock;
 
 use redis::{Cmd, Script, Value};
 
-use super::error::StoreError;
+use super::error::{StoreError, is_no_script};
 use super::handle::Store;
 use super::orphans::SCRIPT_PAGE_MAX;
 use super::reads::ints;
@@ -183,9 +183,7 @@ impl Store {
     /// lost it (a restart or failover empties the script cache).
     async fn scripts(&self, script: &Script, cmds: &[Cmd]) -> Result<Vec<Value>, StoreError> {
         match self.batch("EVALSHA batch", cmds, false).await {
-            Err(StoreError::Command { source, .. })
-                if source.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) =>
-            {
+            Err(StoreError::Command { source, .. }) if is_no_script(&source) => {
                 self.retry("SCRIPT LOAD", |mut conn| {
                     let script = script.clone();
                     async move { script.load_async(&mut conn).await }
