@@ -3,6 +3,10 @@
 # target directory between builds, so a source change recompiles the project, not its
 # dependencies.
 FROM rust:1.95-slim-bookworm AS build
+# make builds jemalloc, the binary's allocator (the image has gcc but no make).
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends make=4.3-4.1 \
+    && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY Cargo.toml Cargo.lock build.rs ./
 COPY src ./src
