@@ -3,7 +3,7 @@
 # target directory between builds, so a source change recompiles the project, not its
 # dependencies.
 FROM rust:1.95-slim-bookworm AS build
-# make builds jemalloc, the binary's allocator (the image has gcc but no make).
+# jemalloc, the binary's allocator, is built with make (the image brings gcc, not make).
 RUN apt-get update \
     && apt-get install -y --no-install-recommends make=4.3-4.1 \
     && rm -rf /var/lib/apt/lists/*
