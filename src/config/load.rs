@@ -229,7 +229,11 @@ impl Layers {
                     origin,
                 }
             })?;
-        settings.validate().map_err(|(key, message)| {
+        let url_set = origins.contains_key("redis.url");
+        let checked = settings
+            .validate_redis_target(url_set)
+            .and_then(|()| settings.validate());
+        checked.map_err(|(key, message)| {
             let origin = origin_of(&key);
             ConfigError::Invalid {
                 key,

@@ -152,6 +152,35 @@ pub struct RedisSettings {
     pub connect_timeout: HumanDuration,
     pub response_timeout: HumanDuration,
     pub cluster_nodes: Vec<RedisUrl>,
+    pub sentinel: SentinelSettings,
+}
+
+/// `[redis.sentinel]`: a primary with replicas under Redis Sentinel, found through the sentinels
+/// rather than named by `url`. In use when `nodes` is not empty.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SentinelSettings {
+    /// The name the sentinels monitor the primary under (`sentinel monitor <name> ...`).
+    pub master_name: String,
+    /// The sentinels themselves (`redis://host:26379`, `rediss://` for TLS to them).
+    pub nodes: Vec<RedisUrl>,
+    /// The data nodes' ACL user ("" for none); their password is `redis.password`.
+    pub username: String,
+    pub db: u32,
+    /// TLS to the primary (a private CA in `redis.ca_file`).
+    pub tls: bool,
+    /// The sentinels' own ACL user and password, when they require them.
+    pub sentinel_username: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sentinel_password: Option<Secret>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sentinel_password_file: Option<PathBuf>,
+}
+
+impl SentinelSettings {
+    pub fn in_use(&self) -> bool {
+        !self.nodes.is_empty()
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

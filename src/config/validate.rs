@@ -20,6 +20,13 @@ impl Settings {
             "redis.password",
             credentials,
         )?;
+        let sentinel = &mut self.redis.sentinel;
+        resolve_secret(
+            &mut sentinel.sentinel_password,
+            &sentinel.sentinel_password_file,
+            "redis.sentinel.sentinel_password",
+            credentials,
+        )?;
         resolve_secret(
             &mut p.polygon.api_key,
             &p.polygon.api_key_file,
@@ -40,20 +47,48 @@ impl Settings {
         )
     }
 
+    /// Exactly one way to reach Redis: `redis.url` (the default when nothing else is set),
+    /// `redis.cluster_nodes` or `redis.sentinel.nodes`. `url_set` is whether a file or the
+    /// environment set `redis.url`, since the compiled-in default always holds one.
+    pub(super) fn validate_redis_target(&self, url_set: bool) -> Result<(), KeyProblem> {
+        let r = &self.redis;
+        let chosen: Vec<&str> = [
+            (url_set, "redis.url"),
+            (!r.cluster_nodes.is_empty(), "redis.cluster_nodes"),
+            (r.sentinel.in_use(), "redis.sentinel.nodes"),
+        ]
+        .into_iter()
+        .filter_map(|(set, key)| set.then_some(key))
+        .collect();
+        match chosen.as_slice() {
+            [first, second, ..] => Err((
+                (*second).into(),
+                format!(
+                    "{first} is set too; set exactly one of redis.url, redis.cluster_nodes, redis.sentinel.nodes"
+                ),
+            )),
+            _ => Ok(()),
+        }
+    }
+
     pub(super) fn validate(&self) -> Result<(), KeyProblem> {
         let r = &self.redis;
         positive(&r.connect_timeout, "redis.connect_timeout")?;
         positive(&r.response_timeout, "redis.response_timeout")?;
         if let Some(ca) = &r.ca_file {
-            let tls = match r.cluster_nodes.first() {
-                Some(_) => r.cluster_nodes.iter().all(RedisUrl::is_tls),
-                None => r.url.is_tls(),
+            let tls = if r.sentinel.in_use() {
+                r.sentinel.tls || r.sentinel.nodes.iter().any(RedisUrl::is_tls)
+            } else {
+                match r.cluster_nodes.first() {
+                    Some(_) => r.cluster_nodes.iter().all(RedisUrl::is_tls),
+                    None => r.url.is_tls(),
+                }
             };
             if !tls {
                 return Err((
                     "redis.ca_file".into(),
                     format!(
-                        "set, but redis.url {} (or redis.cluster_nodes) does not use rediss://",
+                        "set, but redis.url {} (or redis.cluster_nodes, redis.sentinel) does not use TLS",
                         r.url
                     ),
                 ));
@@ -68,6 +103,23 @@ impl Settings {
             return Err((
                 "redis.cluster_nodes".into(),
                 "mixes redis:// and rediss:// nodes".into(),
+            ));
+        }
+        if r.sentinel.in_use() && r.sentinel.master_name.trim().is_empty() {
+            return Err((
+                "redis.sentinel.master_name".into(),
+                "empty; name the primary the sentinels monitor (`sentinel monitor <name> ...`)"
+                    .into(),
+            ));
+        }
+        if r.sentinel
+            .nodes
+            .windows(2)
+            .any(|w| w[0].is_tls() != w[1].is_tls())
+        {
+            return Err((
+                "redis.sentinel.nodes".into(),
+                "mixes redis:// and rediss:// sentinels".into(),
             ));
         }
         for (ticker, market) in &self.markets.tickers {

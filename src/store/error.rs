@@ -29,9 +29,15 @@ impl StoreError {
     }
 }
 
-/// A failure of the connection rather than of the command.
+/// A failure of the connection rather than of the command. `READONLY` counts: the server was
+/// a primary and has been demoted (a failover), so the data is to be written elsewhere, which
+/// under Sentinel the next attempt finds.
 pub fn is_transient(e: &RedisError) -> bool {
-    e.is_io_error() || e.is_connection_dropped() || e.is_connection_refusal() || e.is_timeout()
+    e.is_io_error()
+        || e.is_connection_dropped()
+        || e.is_connection_refusal()
+        || e.is_timeout()
+        || e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::ReadOnly)
 }
 
 /// `NOSCRIPT`: the server has lost its scripts (a restart or a failover empties the cache), so

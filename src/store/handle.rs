@@ -13,6 +13,7 @@ use super::clients::{
     COMMAND_RETRIES, NodeTemplate, RETRY_MAX_DELAY, RETRY_MIN_DELAY, client, cluster,
 };
 use super::error::{StoreError, is_transient};
+use super::sentinel::{Primary, ToPrimary};
 use crate::config::RedisSettings;
 use crate::metrics;
 use crate::traces;
@@ -23,6 +24,8 @@ pub(super) enum Conn {
     Single(ConnectionManager),
     /// Routes each command to its slot's node and follows MOVED/ASK and failovers itself.
     Cluster(ClusterConnection),
+    /// The primary the sentinels name, looked up again after it fails or is demoted.
+    Sentinel(ToPrimary),
 }
 
 impl ConnectionLike for Conn {
@@ -30,6 +33,7 @@ impl ConnectionLike for Conn {
         match self {
             Conn::Single(c) => c.req_packed_command(cmd),
             Conn::Cluster(c) => c.req_packed_command(cmd),
+            Conn::Sentinel(c) => c.req_packed_command(cmd),
         }
     }
 
@@ -42,6 +46,7 @@ impl ConnectionLike for Conn {
         match self {
             Conn::Single(c) => c.req_packed_commands(pipeline, offset, count),
             Conn::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
+            Conn::Sentinel(c) => c.req_packed_commands(pipeline, offset, count),
         }
     }
 
@@ -49,6 +54,7 @@ impl ConnectionLike for Conn {
         match self {
             Conn::Single(c) => c.get_db(),
             Conn::Cluster(c) => c.get_db(),
+            Conn::Sentinel(c) => c.get_db(),
         }
     }
 }
@@ -71,12 +77,13 @@ pub(super) const DOWN: u8 = 2;
 /// Reachable, but the credentials were refused.
 pub(super) const REFUSED: u8 = 3;
 
-/// What the handle holds: a single server's manager, which it can replace, or the cluster's
-/// connection.
+/// What the handle holds: a single server's manager, which it can replace, the cluster's
+/// connection, or the lookup of a Sentinel-managed primary.
 #[derive(Clone)]
 pub(super) enum Shared {
     Single(Arc<Single>),
     Cluster(ClusterConnection),
+    Sentinel(Arc<Primary>),
 }
 
 /// A single server's connection manager, and what it takes to build a new one.
@@ -97,7 +104,20 @@ impl Store {
     /// readiness problems) while Redis is down.
     pub fn lazy(settings: &RedisSettings) -> Result<Store, StoreError> {
         crate::tls::install_crypto_provider();
-        let (conn, address, nodes) = if settings.cluster_nodes.is_empty() {
+        let sentinel = &settings.sentinel;
+        let (conn, address, nodes) = if sentinel.in_use() {
+            let (_, config) = client(settings)?;
+            let sentinels: Vec<String> = sentinel.nodes.iter().map(|n| n.address()).collect();
+            (
+                Shared::Sentinel(Arc::new(Primary::new(settings, config)?)),
+                format!(
+                    "sentinel {} via {}",
+                    sentinel.master_name,
+                    sentinels.join(",")
+                ),
+                None,
+            )
+        } else if settings.cluster_nodes.is_empty() {
             let (client, config) = client(settings)?;
             let manager = ConnectionManager::new_lazy_with_config(client.clone(), config.clone())
                 .map_err(|e| StoreError::Client(e.to_string()))?;
@@ -171,6 +191,7 @@ impl Store {
                 Conn::Single(single.manager.read().expect("manager lock").clone())
             }
             Shared::Cluster(cluster) => Conn::Cluster(cluster.clone()),
+            Shared::Sentinel(primary) => Conn::Sentinel(ToPrimary(primary.clone())),
         }
     }
 
@@ -217,7 +238,7 @@ impl Store {
         }
         self.attempt(what, retries, |mut conn| async move {
             match conn {
-                Conn::Single(_) => {
+                Conn::Single(_) | Conn::Sentinel(_) => {
                     let mut pipe = redis::pipe();
                     match mode {
                         Batch::Atomic => pipe.atomic(),
@@ -303,14 +324,16 @@ impl Store {
 
     /// Replaces a single server's manager with a new, unconnected one (see [`Single`]).
     pub(super) fn reconnect_afresh(&self) {
-        if let Shared::Single(single) = &self.conn {
-            match ConnectionManager::new_lazy_with_config(
+        match &self.conn {
+            Shared::Single(single) => match ConnectionManager::new_lazy_with_config(
                 single.client.clone(),
                 single.config.clone(),
             ) {
                 Ok(manager) => *single.manager.write().expect("manager lock") = manager,
                 Err(e) => tracing::warn!(error = %e, "cannot build a new Redis connection"),
-            }
+            },
+            Shared::Sentinel(primary) => primary.forget_any(),
+            Shared::Cluster(_) => {}
         }
     }
 

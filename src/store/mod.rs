@@ -1,5 +1,5 @@
 //! Redis access: one auto-reconnecting, multiplexed connection shared by every job, to a single
-//! server or a Redis Cluster.
+//! server, a Redis Cluster, or the primary Redis Sentinel names.
 //!
 //! Every Redis command of the daemon is here: the jobs, the runner, `status` and `demo` ask for
 //! typed reads and writes and never see a connection.
@@ -17,6 +17,7 @@ mod lock;
 mod orphans;
 mod reads;
 mod scan;
+mod sentinel;
 mod sets;
 
 pub use clients::COMMAND_RETRIES;

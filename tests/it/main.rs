@@ -23,5 +23,6 @@ mod providers;
 mod redis_access;
 mod runner;
 mod security;
+mod sentinel;
 mod status;
 mod ttl;

@@ -9,7 +9,7 @@ use std::collections::HashSet;
 use finance_cache_warmer::local_redis::LocalRedisOptions;
 use finance_cache_warmer::ticker::Ticker;
 use redis::AsyncCommands;
-use support::{RecordedQuotes, conn, fcw, fixture, redis, redis_with, summary};
+use support::{RecordedQuotes, conn, fcw, fixture, readme_acl, redis, redis_with, summary};
 use wiremock::matchers::path;
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
@@ -115,33 +115,6 @@ async fn a_garbage_watchlist_reaches_no_url_and_no_key() {
         "{} log lines",
         err.lines().count()
     );
-}
-
-/// The ACL line of docs/redis.md, with the password set.
-fn readme_acl(password: &str) -> Vec<String> {
-    let readme =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/redis.md")).unwrap();
-    let block = readme
-        .split("<!-- acl-begin -->")
-        .nth(1)
-        .unwrap()
-        .split("<!-- acl-end -->")
-        .next()
-        .unwrap();
-    let line = block
-        .lines()
-        .find(|l| l.starts_with("ACL SETUSER"))
-        .expect("the ACL line");
-    line.split_whitespace()
-        .skip(1)
-        .map(|t| {
-            if t == ">CHANGE-ME" {
-                format!(">{password}")
-            } else {
-                t.to_owned()
-            }
-        })
-        .collect()
 }
 
 #[tokio::test]

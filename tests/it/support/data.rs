@@ -27,3 +27,30 @@ pub fn assert_schema(kind: &str, value: &serde_json::Value) {
         "{kind} value does not match its schema: {errors:?}\n{value}"
     );
 }
+
+/// The ACL line of docs/redis.md, with the password set.
+pub fn readme_acl(password: &str) -> Vec<String> {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/redis.md")).unwrap();
+    let block = readme
+        .split("<!-- acl-begin -->")
+        .nth(1)
+        .unwrap()
+        .split("<!-- acl-end -->")
+        .next()
+        .unwrap();
+    let line = block
+        .lines()
+        .find(|l| l.starts_with("ACL SETUSER"))
+        .expect("the ACL line");
+    line.split_whitespace()
+        .skip(1)
+        .map(|t| {
+            if t == ">CHANGE-ME" {
+                format!(">{password}")
+            } else {
+                t.to_owned()
+            }
+        })
+        .collect()
+}

@@ -5,6 +5,7 @@
 mod binary;
 mod cluster;
 mod data;
+mod sentinel;
 mod servers;
 mod slowlog;
 mod upstream;
@@ -12,6 +13,7 @@ mod upstream;
 pub use binary::*;
 pub use cluster::*;
 pub use data::*;
+pub use sentinel::*;
 pub use servers::*;
 pub use slowlog::*;
 pub use upstream::*;
