@@ -12,6 +12,9 @@ pub const MEMBER_PLACEHOLDER: &str = "{member}";
 /// The set of ticker symbols the app wants warm (read with `SSCAN`).
 pub const WATCHLIST: &str = "finance:watchlist";
 
+/// The stream of warm requests the app adds to (`XADD ... ticker T`), read by a consumer group.
+pub const REQUESTS: &str = "finance:warmer:requests";
+
 /// The three kinds of cached value, one key per kind and ticker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
 #[serde(rename_all = "lowercase")]

@@ -19,7 +19,7 @@
 //! - [`model`], [`codec`], [`provider`]: the cache format, how it is stored, and the
 //!   market-data providers.
 //! - [`jobs`], [`runner`], [`schedule`], [`scheduler`]: the jobs, how one run goes, cron
-//!   schedules, and when jobs run.
+//!   schedules, and when jobs run; [`requests`]: the app's warm requests, warmed at once.
 //! - [`status`], [`progress`]: what operators see (the runner keeps each job's last run in
 //!   Redis for `status`).
 //! - [`health`], [`server`], [`notify`], [`metrics`]: the scheduler's heartbeat, the health and
@@ -43,6 +43,7 @@ pub mod output;
 pub mod progress;
 pub mod provider;
 pub mod push;
+pub mod requests;
 pub mod runner;
 pub mod schedule;
 pub mod scheduler;

@@ -6,6 +6,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
+/// Buckets of `fcw_request_latency_seconds`: around the one-second goal.
+const REQUEST_LATENCY_BUCKETS: &[f64] = &[0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
+
+/// The `outcome`s of `fcw_requests_total`.
+pub const REQUEST_OUTCOMES: &[&str] = &["warmed", "failed", "invalid", "unwatched"];
+
 /// Buckets of `fcw_run_duration_seconds`: from a quick run to the longest default timeout.
 const RUN_DURATION_BUCKETS: &[f64] = &[
     0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0,
@@ -116,6 +122,16 @@ pub const SERIES: &[(&str, Kind, &str)] = &[
         "Watchlist tickers by cache kind and state (present, missing, expiring_soon: under a minute left).",
     ),
     (
+        "fcw_requests_total",
+        Kind::Counter,
+        "Warm requests read from finance:warmer:requests, by outcome (warmed, failed, invalid, unwatched).",
+    ),
+    (
+        "fcw_request_latency_seconds",
+        Kind::Histogram,
+        "Seconds from a warm request's XADD to its ticker's keys written or found fresh (warmed requests).",
+    ),
+    (
         "fcw_market_calendar_expired",
         Kind::Gauge,
         "1 once a market's shipped calendar data has run out (it then follows its regular week without holidays), by market.",
@@ -134,6 +150,12 @@ pub fn install() -> Result<PrometheusHandle, String> {
             Matcher::Full("fcw_run_duration_seconds".into()),
             RUN_DURATION_BUCKETS,
         )
+        .and_then(|b| {
+            b.set_buckets_for_metric(
+                Matcher::Full("fcw_request_latency_seconds".into()),
+                REQUEST_LATENCY_BUCKETS,
+            )
+        })
         .and_then(|b| b.install_recorder())
         .map_err(|e| e.to_string())?;
     for &(name, kind, help) in SERIES {
@@ -157,6 +179,9 @@ pub fn zero_series(jobs: &[&'static str], providers: &[&'static str]) {
         }
     }
     ::metrics::counter!("fcw_redis_errors_total").increment(0);
+    for &outcome in REQUEST_OUTCOMES {
+        ::metrics::counter!("fcw_requests_total", "outcome" => outcome).increment(0);
+    }
     for &provider in providers {
         ::metrics::gauge!("fcw_circuit_breaker_open", "provider" => provider).set(0.0);
         ::metrics::counter!("fcw_circuit_breaker_opened_total", "provider" => provider)
@@ -232,13 +257,15 @@ pub fn breaker_state(provider: &'static str, open: bool) {
 
 /// The metrics of a finished run: `fcw_runs_total{job_name, outcome}`,
 /// `fcw_run_duration_seconds{job_name}`, `fcw_tickers_total{job_name, outcome}` and, on success,
-/// `fcw_last_success_timestamp_seconds{job_name}` (what "cache not warmed for 15 minutes" alerts use).
+/// `fcw_last_success_timestamp_seconds{job_name}` (what "cache not warmed for 15 minutes" alerts use)
+/// when the run went through the whole watchlist (`whole`; a warm request's run does not).
 /// `tickers` are the run's ticker counts by outcome (`seen`, `fetched`, `written`, ...).
 pub fn run_finished(
     job: &'static str,
     outcome: &'static str,
     duration: std::time::Duration,
     tickers: &[(&'static str, u64)],
+    whole: bool,
 ) {
     ::metrics::counter!("fcw_runs_total", JOB_LABEL => job, "outcome" => outcome).increment(1);
     ::metrics::histogram!("fcw_run_duration_seconds", JOB_LABEL => job)
@@ -246,7 +273,7 @@ pub fn run_finished(
     for &(what, n) in tickers {
         ::metrics::counter!("fcw_tickers_total", JOB_LABEL => job, "outcome" => what).increment(n);
     }
-    if outcome == "ok" {
+    if outcome == "ok" && whole {
         last_success(job, chrono::Utc::now());
     }
 }
@@ -255,6 +282,16 @@ pub fn run_finished(
 pub fn last_success(job: &'static str, at: chrono::DateTime<chrono::Utc>) {
     ::metrics::gauge!("fcw_last_success_timestamp_seconds", JOB_LABEL => job)
         .set(at.timestamp_millis() as f64 / 1000.0);
+}
+
+/// `fcw_requests_total{outcome}`: `n` warm requests that ended as `outcome`.
+pub fn requests(outcome: &'static str, n: u64) {
+    ::metrics::counter!("fcw_requests_total", "outcome" => outcome).increment(n);
+}
+
+/// `fcw_request_latency_seconds`: one warmed request, `seconds` after it was added.
+pub fn request_latency(seconds: f64) {
+    ::metrics::histogram!("fcw_request_latency_seconds").record(seconds);
 }
 
 /// `fcw_watchlist_tickers`, from a coverage count.

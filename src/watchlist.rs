@@ -99,6 +99,17 @@ impl WatchlistReader {
         }
     }
 
+    /// A reader of `tickers` alone (a warm request's), counted and de-duplicated like
+    /// watchlist members, without reading the set.
+    pub fn requested(store: Store, tickers: &[Ticker]) -> WatchlistReader {
+        let mut reader = WatchlistReader::new(store, 1, None);
+        for ticker in tickers {
+            reader.admit(ticker.as_str().as_bytes());
+        }
+        reader.finished = true;
+        reader
+    }
+
     /// Counts invalid members without logging them (for readers that only report, like
     /// `status`; the jobs log them).
     pub fn quietly(mut self) -> WatchlistReader {

@@ -67,6 +67,7 @@ pub async fn execute(
                 shard,
                 dry_run,
                 at: at.map(|t| t.with_timezone(&Utc)),
+                requested: None,
             };
             let jobs = once::once_jobs(job, &options, even_if_disabled, &settings)?;
             once::once(settings, jobs, options, shutdown).await

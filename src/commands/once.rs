@@ -99,7 +99,7 @@ pub async fn run_jobs(
     let mut results = Vec::new();
     let mut failed = Vec::new();
     for &job in jobs {
-        let result = runner.run(jobs::named(job), options).await;
+        let result = runner.run(jobs::named(job), options.clone()).await;
         match &result.outcome {
             Outcome::Interrupted(signal) => return Err(AppError::Interrupted(*signal)),
             Outcome::Failed(why) => failed.push((job, why.clone())),

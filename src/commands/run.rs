@@ -1,5 +1,5 @@
-//! `run`: the daemon. Every enabled job on its schedule until a signal, the HTTP endpoint, the
-//! gauges it serves, and the systemd notifications.
+//! `run`: the daemon. Every enabled job on its schedule until a signal, the warm requests of the
+//! app, the HTTP endpoint, the gauges it serves, and the systemd notifications.
 
 use std::path::Path;
 use std::time::Duration;
@@ -86,7 +86,9 @@ pub async fn run(
         redis = store.address(),
         "daemon started"
     );
+    let requests = tokio::spawn(crate::requests::serve(runner.clone(), shutdown.clone()));
     scheduler::run(runner, shutdown.clone(), health).await;
+    let _ = requests.await;
     if let Some(gauges) = gauges {
         let _ = gauges.await;
     }

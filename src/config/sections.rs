@@ -23,6 +23,7 @@ pub struct Settings {
     pub ttl: TtlSettings,
     pub provider: ProviderSettings,
     pub scheduler: SchedulerSettings,
+    pub requests: RequestsSettings,
     pub integrity: IntegritySettings,
     pub jobs: JobsSettings,
     pub cache: CacheSettings,
@@ -137,6 +138,23 @@ pub struct SchedulerSettings {
     pub write_batch_bytes: ByteSize,
     pub scan_count: u32,
 }
+
+/// `[requests]`: warm requests the app adds to the stream `finance:warmer:requests`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RequestsSettings {
+    pub enabled: bool,
+    pub group: String,
+    pub poll_interval: HumanDuration,
+    pub claim_after: HumanDuration,
+    pub max_len: u32,
+}
+
+/// `requests.claim_after` at least: an entry is claimed from a replica that has not
+/// acknowledged it for this long, and a warm takes a second or two.
+pub const MIN_CLAIM_AFTER: Duration = Duration::from_secs(5);
+/// `requests.poll_interval` at most: it is how long a request may wait to be seen.
+pub const MAX_POLL_INTERVAL: Duration = Duration::from_secs(10);
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

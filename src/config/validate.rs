@@ -7,7 +7,8 @@ use crate::calendar;
 
 use super::secrets::{RedisUrl, resolve_secret};
 use super::sections::{
-    MAX_BATCH, MAX_EXTRA_HOLIDAYS, MIN_LOCK_TTL, MIN_VALUE_CAP, Settings, WRITE_BATCH_BYTES,
+    MAX_BATCH, MAX_EXTRA_HOLIDAYS, MAX_POLL_INTERVAL, MIN_CLAIM_AFTER, MIN_LOCK_TTL, MIN_VALUE_CAP,
+    Settings, WRITE_BATCH_BYTES,
 };
 use super::values::{ByteSize, HumanDuration, KeyProblem};
 
@@ -143,6 +144,7 @@ impl Settings {
                 ),
             ));
         }
+        self.validate_requests()?;
         self.validate_ttl()?;
         self.validate_providers()?;
         self.validate_integrity()?;
@@ -368,6 +370,40 @@ fn known_market(name: &str, key: &str) -> Result<(), KeyProblem> {
         key.into(),
         format!("unknown market {name:?}; known: {}", known.join(", ")),
     ))
+}
+
+impl Settings {
+    fn validate_requests(&self) -> Result<(), KeyProblem> {
+        let r = &self.requests;
+        if r.group.trim().is_empty() {
+            return Err(("requests.group".into(), "must not be empty".into()));
+        }
+        positive(&r.poll_interval, "requests.poll_interval")?;
+        if r.poll_interval.get() > MAX_POLL_INTERVAL {
+            return Err((
+                "requests.poll_interval".into(),
+                format!(
+                    "{} is more than {}: a request would wait that long to be seen",
+                    r.poll_interval,
+                    HumanDuration::new(MAX_POLL_INTERVAL)
+                ),
+            ));
+        }
+        if r.claim_after.get() < MIN_CLAIM_AFTER {
+            return Err((
+                "requests.claim_after".into(),
+                format!(
+                    "{} is less than {}: entries still being warmed would be claimed again",
+                    r.claim_after,
+                    HumanDuration::new(MIN_CLAIM_AFTER)
+                ),
+            ));
+        }
+        if r.max_len == 0 {
+            return Err(("requests.max_len".into(), "must be at least 1".into()));
+        }
+        Ok(())
+    }
 }
 
 pub(super) fn positive(d: &HumanDuration, key: &str) -> Result<(), KeyProblem> {

@@ -16,6 +16,7 @@ use crate::market::Resolver;
 use crate::progress::Progress;
 use crate::provider::Providers;
 use crate::store::{Fence, Store, StoreError};
+use crate::ticker::Ticker;
 use crate::ttl::TtlPolicy;
 use crate::watchlist::Shard;
 
@@ -86,7 +87,7 @@ pub struct Shared {
 }
 
 /// How one run was asked for.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct RunOptions {
     /// Ignore refresh-ahead: fetch every ticker.
     pub force: bool,
@@ -95,6 +96,10 @@ pub struct RunOptions {
     pub dry_run: bool,
     /// Market time is decided for this instant instead of the clock's (`once --at`).
     pub at: Option<DateTime<Utc>>,
+    /// A warm request's tickers, instead of the watchlist. Such a run takes no job lock (it
+    /// must not wait behind a scheduled run): its writes apply only within a lease of
+    /// `scheduler.lock_ttl` from its start, so a stalled one cannot write old data late.
+    pub requested: Option<Arc<[Ticker]>>,
 }
 
 impl RunOptions {

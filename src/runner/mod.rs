@@ -22,7 +22,7 @@ use crate::metrics::{self, RunCounters};
 use crate::notify;
 use crate::progress::{Bar, Unit};
 use crate::shutdown::{Shutdown, Signal};
-use crate::store::Lock;
+use crate::store::{Fence, Lock};
 use crate::traces;
 use record::RunRecord;
 
@@ -105,12 +105,14 @@ impl Runner {
         let run_id = format!("{:016x}", fastrand::u64(..));
         let shard = options.shard.map(|s| s.to_string());
         let at = options.at.map(crate::model::rfc3339);
+        let requested = options.requested.as_ref().map(|t| t.len());
         let span = tracing::info_span!(
             "run",
             job = %name,
             run_id = %run_id,
             shard = shard.as_deref(),
             at = at.as_deref(),
+            requested,
             trace_id = tracing::field::Empty,
             outcome = tracing::field::Empty,
             seen = tracing::field::Empty,
@@ -141,6 +143,7 @@ impl Runner {
         let name = job.name();
         let (started, started_at) = (Instant::now(), Utc::now());
         let counters = Arc::new(RunCounters::default());
+        let (shard, requested) = (options.shard, options.requested.is_some());
         let (outcome, report, lock) = metrics::counting(
             counters.clone(),
             self.locked(job, options, counters.clone()),
@@ -156,7 +159,11 @@ impl Runner {
             upstream_retries: counters.upstream_retries.load(Relaxed),
             redis_round_trips: counters.redis_round_trips.load(Relaxed),
         };
-        self.record(&result);
+        self.record(&result, requested);
+        if requested {
+            // A request's run says nothing of the whole watchlist's warmth.
+            return result;
+        }
         self.finished.fetch_add(1, Relaxed);
         notify::last_run(
             name.as_str(),
@@ -182,7 +189,7 @@ impl Runner {
                 },
                 host: crate::store::hostname(),
                 pid: std::process::id(),
-                shard: options.shard.map(|s| s.to_string()),
+                shard: shard.map(|s| s.to_string()),
                 counts: result
                     .report
                     .counts()
@@ -207,6 +214,15 @@ impl Runner {
     ) -> (Outcome, RunReport, Option<Lock>) {
         let name = job.name();
         let settings = &self.shared.settings;
+        if options.requested.is_some() {
+            // A warm request runs beside the scheduled runs, under a lease instead of the lock.
+            let fence = Fence::lease(&self.shared.store, settings.scheduler.lock_ttl.get());
+            let never_lost = CancellationToken::new();
+            let (outcome, report) = self
+                .in_context(job, options, fence, never_lost, counters)
+                .await;
+            return (outcome, report, None);
+        }
         let key = keys::job_lock(name.as_str(), options.shard.map(|s| (s.index, s.count)));
         // A signal while the lock is being taken (a Redis that hangs) ends the run at once; a
         // lock that lands anyway expires within its TTL.
@@ -232,6 +248,22 @@ impl Runner {
                 );
             }
         };
+        let (outcome, report) = self
+            .in_context(job, options, lock.fence(), lock.lost(), counters)
+            .await;
+        (outcome, report, Some(lock))
+    }
+
+    /// Runs the job with its writes behind `fence`, stopping it when `lost` is cancelled.
+    async fn in_context(
+        &self,
+        job: Arc<dyn Job>,
+        options: RunOptions,
+        fence: Fence,
+        lost: CancellationToken,
+        counters: Arc<RunCounters>,
+    ) -> (Outcome, RunReport) {
+        let name = job.name();
         let unit = match name.cache_kind() {
             Some(_) => Unit::Tickers,
             None => Unit::Members,
@@ -242,12 +274,12 @@ impl Runner {
             options,
             stop_new_work: CancellationToken::new(),
             progress: bar.clone(),
-            fence: lock.fence(),
+            fence,
             writes: Default::default(),
         });
-        let (outcome, report) = self.supervise(job, ctx, lock.lost(), counters).await;
+        let (outcome, report) = self.supervise(job, ctx, lost, counters).await;
         bar.finish(outcome.as_str(), report.failed);
-        (outcome, report, Some(lock))
+        (outcome, report)
     }
 
     /// Runs the job in its own task (a panic fails the run, not the process) under its timeout,
@@ -345,7 +377,7 @@ impl Runner {
     }
 
     /// The run's one summary line and its metrics.
-    fn record(&self, r: &RunResult) {
+    fn record(&self, r: &RunResult, requested: bool) {
         let rep = &r.report;
         let reason = match &r.outcome {
             Outcome::Failed(why) => why.as_str(),
@@ -396,6 +428,7 @@ impl Runner {
             r.outcome.as_str(),
             r.duration,
             &rep.ticker_counts(),
+            !requested,
         );
     }
 }

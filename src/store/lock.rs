@@ -239,14 +239,26 @@ pub enum Fenced {
 }
 
 impl Fence {
+    /// A fence without a lock, for a run that takes none (a warm request): its writes apply
+    /// until `ttl` from now has passed, and not after.
+    pub fn lease(store: &Store, ttl: Duration) -> Fence {
+        Fence {
+            store: store.clone(),
+            key: String::new(),
+            value: String::new(),
+            lease_until: Arc::new(Mutex::new(Instant::now() + ttl)),
+        }
+    }
+
     pub fn store(&self) -> &Store {
         &self.store
     }
 
     /// Runs `command key args...` for each `(key, args)` only while this run holds its lock:
     /// atomically with the check on a single server (all or nothing), after a check of the
-    /// lease's own deadline on a cluster. `retries` attempts more after a dropped connection,
-    /// so the commands must be idempotent (`SETEX`, `HSET`).
+    /// lease's own deadline on a cluster or without a lock ([`Fence::lease`]). `retries`
+    /// attempts more after a dropped connection, so the commands must be idempotent (`SETEX`,
+    /// `HSET`).
     pub async fn apply(
         &self,
         what: &'static str,
@@ -254,8 +266,9 @@ impl Fence {
         command: &str,
         writes: &[(String, Vec<Vec<u8>>)],
     ) -> Result<Fenced, StoreError> {
-        if self.store.is_cluster() {
-            // No script can see the lock and the keys at once: trust the lease while it lasts.
+        if self.store.is_cluster() || self.key.is_empty() {
+            // No script can see the lock and the keys at once (or there is no lock): trust the
+            // lease while it lasts.
             if Instant::now() >= *self.lease_until.lock().expect("lease lock") {
                 return Ok(Fenced::LockLost);
             }

@@ -19,6 +19,7 @@ mod reads;
 mod scan;
 mod sentinel;
 mod sets;
+mod stream;
 
 pub use clients::COMMAND_RETRIES;
 pub use error::{StoreError, is_transient};
@@ -28,3 +29,4 @@ pub use orphans::{MissingPage, PageMembers, SCRIPT_PAGE_MAX};
 pub use reads::CachedKey;
 pub use scan::KeyScan;
 pub use sets::{IndexEntry, SetChange};
+pub use stream::{Consumer, Request};

@@ -249,6 +249,7 @@ fn imports_follow_the_layers() {
                 "commands",
                 "runner",
                 "scheduler",
+                "requests",
                 "status",
             ] {
                 assert!(
@@ -256,6 +257,20 @@ fn imports_follow_the_layers() {
                     "{module} imports {dep}"
                 );
             }
+        }
+    }
+    // Warm requests, like the scheduler, only ask the runner to run jobs: they know no job's
+    // insides, and nothing below them knows of them.
+    assert!(
+        deps("requests")
+            .iter()
+            .all(|d| !d.starts_with("jobs::") && !d.starts_with("provider")),
+        "{:?}",
+        deps("requests")
+    );
+    for (module, imports) in &graph {
+        if module != "requests" && !module.starts_with("commands") && module != "lib" {
+            assert!(!imports.contains("requests"), "{module} imports requests");
         }
     }
     // What a run shows a person and the scheduler's heartbeat know nothing of jobs.

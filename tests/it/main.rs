@@ -21,6 +21,7 @@ mod ops;
 mod parsers_fuzz;
 mod providers;
 mod redis_access;
+mod requests;
 mod runner;
 mod security;
 mod sentinel;

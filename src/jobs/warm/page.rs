@@ -59,11 +59,14 @@ impl<'c> Pages<'c> {
             job,
             kind: job.cache_kind().expect("a warming job"),
             quote_kind,
-            reader: WatchlistReader::new(
-                ctx.shared.store.clone(),
-                scheduler.scan_count,
-                ctx.options.shard,
-            ),
+            reader: match &ctx.options.requested {
+                Some(tickers) => WatchlistReader::requested(ctx.shared.store.clone(), tickers),
+                None => WatchlistReader::new(
+                    ctx.shared.store.clone(),
+                    scheduler.scan_count,
+                    ctx.options.shard,
+                ),
+            },
             page_size: scheduler.batch_size as usize,
             queue: VecDeque::new(),
             done: false,
