@@ -10,7 +10,7 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 const REQUEST_LATENCY_BUCKETS: &[f64] = &[0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
 
 /// The `outcome`s of `fcw_requests_total`.
-pub const REQUEST_OUTCOMES: &[&str] = &["warmed", "failed", "invalid", "unwatched"];
+pub const REQUEST_OUTCOMES: &[&str] = &["warmed", "failed", "invalid", "unwatched", "noticed"];
 
 /// Buckets of `fcw_run_duration_seconds`: from a quick run to the longest default timeout.
 const RUN_DURATION_BUCKETS: &[f64] = &[
@@ -124,12 +124,17 @@ pub const SERIES: &[(&str, Kind, &str)] = &[
     (
         "fcw_requests_total",
         Kind::Counter,
-        "Warm requests read from finance:warmer:requests, by outcome (warmed, failed, invalid, unwatched).",
+        "Warm requests read from finance:warmer:requests, by outcome (warmed, failed, invalid, unwatched), and watchlist additions noticed by keyspace notifications and warmed (noticed).",
     ),
     (
         "fcw_request_latency_seconds",
         Kind::Histogram,
         "Seconds from a warm request's XADD to its ticker's keys written or found fresh (warmed requests).",
+    ),
+    (
+        "fcw_runtime_tasks",
+        Kind::Gauge,
+        "Tasks alive in the daemon's async runtime when /metrics is read: a count that only grows is a leak.",
     ),
     (
         "fcw_market_calendar_expired",
@@ -292,6 +297,11 @@ pub fn requests(outcome: &'static str, n: u64) {
 /// `fcw_request_latency_seconds`: one warmed request, `seconds` after it was added.
 pub fn request_latency(seconds: f64) {
     ::metrics::histogram!("fcw_request_latency_seconds").record(seconds);
+}
+
+/// `fcw_runtime_tasks`: the runtime's live tasks now.
+pub fn runtime_tasks(tasks: usize) {
+    ::metrics::gauge!("fcw_runtime_tasks").set(tasks as f64);
 }
 
 /// `fcw_watchlist_tickers`, from a coverage count.

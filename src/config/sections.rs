@@ -148,6 +148,8 @@ pub struct RequestsSettings {
     pub poll_interval: HumanDuration,
     pub claim_after: HumanDuration,
     pub max_len: u32,
+    /// Also warm what is added to the watchlist, noticed by keyspace notifications.
+    pub keyspace_notifications: bool,
 }
 
 /// `requests.claim_after` at least: an entry is claimed from a replica that has not

@@ -95,7 +95,7 @@ pub(super) enum Shared {
 /// works as soon as the credentials do.
 pub(super) struct Single {
     manager: RwLock<ConnectionManager>,
-    client: Client,
+    pub(super) client: Client,
     config: ConnectionManagerConfig,
 }
 

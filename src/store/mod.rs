@@ -12,6 +12,7 @@
 
 mod clients;
 mod error;
+mod events;
 mod handle;
 mod lock;
 mod orphans;
@@ -23,6 +24,7 @@ mod stream;
 
 pub use clients::COMMAND_RETRIES;
 pub use error::{StoreError, is_transient};
+pub use events::KeyEvents;
 pub use handle::Store;
 pub use lock::{Fence, Fenced, Lock, hostname};
 pub use orphans::{MissingPage, PageMembers, SCRIPT_PAGE_MAX};

@@ -34,6 +34,7 @@ pub(super) struct Primary {
 struct Current {
     manager: ConnectionManager,
     address: String,
+    client: redis::Client,
 }
 
 impl Primary {
@@ -138,11 +139,20 @@ impl Primary {
             })
             .map_err(|e| self.not_found(e))?;
         let address = client.get_connection_info().addr().to_string();
-        let manager = ConnectionManager::new_lazy_with_config(client, self.config.clone())?;
+        let manager = ConnectionManager::new_lazy_with_config(client.clone(), self.config.clone())?;
         tracing::info!(master = %self.master_name, primary = %address, "Redis primary found through Sentinel");
-        let current = Current { manager, address };
+        let current = Current {
+            manager,
+            address,
+            client,
+        };
         *self.current.write().expect("primary lock") = Some(current.clone());
         Ok(current)
+    }
+
+    /// A client of the primary of the moment, for a connection of its own.
+    pub(super) async fn client(&self) -> Result<redis::Client, RedisError> {
+        Ok(self.current().await?.client)
     }
 
     /// A failed lookup, as an I/O error: the primary is unreachable for now (during a failover
@@ -201,6 +211,7 @@ impl ConnectionLike for ToPrimary {
             let Current {
                 mut manager,
                 address,
+                ..
             } = self.0.current().await?;
             let result = manager.req_packed_command(cmd).await;
             self.0.observe(&address, &result);
@@ -218,6 +229,7 @@ impl ConnectionLike for ToPrimary {
             let Current {
                 mut manager,
                 address,
+                ..
             } = self.0.current().await?;
             let result = manager.req_packed_commands(pipeline, offset, count).await;
             self.0.observe(&address, &result);

@@ -282,3 +282,57 @@ fn request_settings_are_checked() {
         assert!(err.contains(said), "{key}={value}: {err}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_keyspace_notifications_an_added_ticker_is_warmed_unasked() {
+    let server = redis_with(LocalRedisOptions {
+        extra_args: ["--notify-keyspace-events", "Ks"]
+            .map(String::from)
+            .to_vec(),
+        ..LocalRedisOptions::default()
+    })
+    .await;
+    let mut c = conn(&server).await;
+    let _: () = c.sadd("finance:watchlist", "AAPL").await.unwrap();
+    let listen = free_port();
+    let (mut child, mut rx) = daemon(
+        &server,
+        listen,
+        &[("FCW_REQUESTS__KEYSPACE_NOTIFICATIONS", "true")],
+    );
+    // What docs/redis.md adds to the user for this.
+    let _: () = redis::cmd("ACL")
+        .arg(&[
+            "SETUSER",
+            "warmer",
+            "+subscribe",
+            "&__keyspace@0__:finance:watchlist",
+        ])
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    warmed(&c, "AAPL").await;
+    let mut seen = Vec::new();
+    let following = tokio::time::timeout(std::time::Duration::from_secs(15), async {
+        while let Some(line) = rx.recv().await {
+            let hit = line.contains("following the watchlist's keyspace notifications");
+            seen.push(line);
+            if hit {
+                return;
+            }
+        }
+    })
+    .await;
+    assert!(following.is_ok(), "{}", seen.join("\n"));
+
+    // Added without a request: noticed and warmed, every kind.
+    let _: () = c.sadd("finance:watchlist", &["MSFT", "IBM"]).await.unwrap();
+    warmed(&c, "MSFT").await;
+    warmed(&c, "IBM").await;
+    eventually(10, "the additions counted", || async {
+        (metric(listen, "fcw_requests_total{outcome=\"noticed\"}").await == 2.0).then_some(())
+    })
+    .await;
+    support::signal(child.id().unwrap(), "-TERM");
+    assert_eq!(child.wait().await.unwrap().code(), Some(0));
+}
