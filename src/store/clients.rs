@@ -26,7 +26,7 @@ pub(super) const RECONNECT_RETRIES: usize = 1;
 pub(super) fn client(
     settings: &RedisSettings,
 ) -> Result<(Client, ConnectionManagerConfig), StoreError> {
-    let bad = |e: RedisError| StoreError::Client(e.to_string());
+    let bad = |e: RedisError| StoreError::Client(format!("redis.url: {e}"));
     let mut info = settings.url.expose().into_connection_info().map_err(bad)?;
     if let Some(password) = &settings.password {
         let redis = info
@@ -50,13 +50,17 @@ pub(super) fn client(
         }
         None => Client::open(info).map_err(bad)?,
     };
-    let config = ConnectionManagerConfig::new()
+    Ok((client, manager_config(settings)))
+}
+
+/// How a single server's (or the Sentinel primary's) connection manager reconnects and waits.
+pub(super) fn manager_config(settings: &RedisSettings) -> ConnectionManagerConfig {
+    ConnectionManagerConfig::new()
         .set_number_of_retries(RECONNECT_RETRIES)
         .set_min_delay(RETRY_MIN_DELAY)
         .set_max_delay(RETRY_MAX_DELAY)
         .set_connection_timeout(Some(settings.connect_timeout.get()))
-        .set_response_timeout(Some(settings.response_timeout.get()));
-    Ok((client, config))
+        .set_response_timeout(Some(settings.response_timeout.get()))
 }
 
 /// A lazy cluster connection: it connects (and learns the topology) on first use, so the daemon

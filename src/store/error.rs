@@ -5,7 +5,8 @@ use redis::RedisError;
 /// A Redis failure, naming the server (never its password).
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("redis.url: {0}")]
+    /// A client that cannot be built from the settings; the message names the key.
+    #[error("{0}")]
     Client(String),
     #[error("cannot connect to Redis at {address}: {source}")]
     Unreachable { address: String, source: RedisError },

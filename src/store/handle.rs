@@ -11,6 +11,7 @@ use tracing::Instrument;
 
 use super::clients::{
     COMMAND_RETRIES, NodeTemplate, RETRY_MAX_DELAY, RETRY_MIN_DELAY, client, cluster,
+    manager_config,
 };
 use super::error::{StoreError, is_transient};
 use super::sentinel::{Primary, ToPrimary};
@@ -106,7 +107,7 @@ impl Store {
         crate::tls::install_crypto_provider();
         let sentinel = &settings.sentinel;
         let (conn, address, nodes) = if sentinel.in_use() {
-            let (_, config) = client(settings)?;
+            let config = manager_config(settings);
             let sentinels: Vec<String> = sentinel.nodes.iter().map(|n| n.address()).collect();
             (
                 Shared::Sentinel(Arc::new(Primary::new(settings, config)?)),
@@ -120,7 +121,7 @@ impl Store {
         } else if settings.cluster_nodes.is_empty() {
             let (client, config) = client(settings)?;
             let manager = ConnectionManager::new_lazy_with_config(client.clone(), config.clone())
-                .map_err(|e| StoreError::Client(e.to_string()))?;
+                .map_err(|e| StoreError::Client(format!("redis.url: {e}")))?;
             let single = Single {
                 manager: RwLock::new(manager),
                 client,

@@ -27,6 +27,7 @@ async fn every_job_status_and_check_config_go_through_the_sentinels() {
     let sentinels = Sentinels::start(SentinelAuth {
         data: Some(("warmer", "data-secret")),
         sentinel_password: Some("sentinel-secret"),
+        tls: None,
     })
     .await;
     let mut c = sentinels.conn().await;
@@ -274,4 +275,32 @@ async fn the_daemon_follows_a_failover_and_a_killed_primary() {
     );
     support::signal(child.id().unwrap(), "-TERM");
     assert_eq!(child.wait().await.unwrap().code(), Some(0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sentinels_and_the_primary_can_be_reached_over_verified_tls() {
+    if !support::redis_has_tls() {
+        println!("SKIPPED: the installed redis-server has no TLS support");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let sentinels = Sentinels::start(SentinelAuth {
+        data: Some(("warmer", "data-secret")),
+        tls: Some(support::tls_files(dir.path())),
+        ..SentinelAuth::default()
+    })
+    .await;
+    let mut c = sentinels.conn().await;
+    let _: () = c.sadd("finance:watchlist", &["AAPL", "QQQ"]).await.unwrap();
+    let (code, _, err) = run(&mut on(&sentinels, &["once", "all"]));
+    assert_eq!(code, Some(0), "{err}");
+    let exists: bool = c.exists("finance:cache:options:QQQ").await.unwrap();
+    assert!(exists, "written over TLS on the primary");
+    let (code, out, err) = run(&mut on(&sentinels, &["check-config", "--connect"]));
+    assert_eq!(code, Some(0), "{out}{err}");
+    // Without the private CA the primary's certificate is not trusted: nothing is written.
+    let mut untrusted = on(&sentinels, &["once", "stock", "--force"]);
+    untrusted.env_remove("FCW_REDIS__CA_FILE");
+    let (code, _, err) = run(&mut untrusted);
+    assert_eq!(code, Some(3), "{err}");
 }

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 
-use finance_cache_warmer::local_redis::{LocalRedis, LocalRedisOptions};
+use finance_cache_warmer::local_redis::{LocalRedis, LocalRedisOptions, TlsFiles};
 
 use super::data::readme_acl;
 use super::servers::{eventually, free_port, redis_with};
@@ -13,11 +13,12 @@ use super::servers::{eventually, free_port, redis_with};
 pub const MASTER: &str = "fcwmaster";
 
 /// Credentials, when the test wants them: the data nodes' ACL user and password, and the
-/// sentinels' own password (another one, as in most deployments).
+/// sentinels' own password (another one, as in most deployments); and TLS for every node.
 #[derive(Clone, Default)]
 pub struct SentinelAuth {
     pub data: Option<(&'static str, &'static str)>,
     pub sentinel_password: Option<&'static str>,
+    pub tls: Option<TlsFiles>,
 }
 
 pub struct Sentinels {
@@ -41,10 +42,14 @@ impl Sentinels {
             if let Some(port) = primary {
                 args.extend(["--replicaof".into(), "127.0.0.1".into(), port.to_string()]);
             }
+            if auth.tls.is_some() {
+                args.extend(["--tls-replication".into(), "yes".into()]);
+            }
             args
         };
         let primary = redis_with(LocalRedisOptions {
             extra_args: data_args(None),
+            tls: auth.tls.clone(),
             ..LocalRedisOptions::default()
         })
         .await;
@@ -54,6 +59,7 @@ impl Sentinels {
             nodes.push(
                 redis_with(LocalRedisOptions {
                     extra_args: data_args(Some(port)),
+                    tls: auth.tls.clone(),
                     ..LocalRedisOptions::default()
                 })
                 .await,
@@ -68,6 +74,7 @@ impl Sentinels {
                 let port = node.port().to_string();
                 let made = lines(
                     Command::new("redis-cli")
+                        .args(tls_args(&auth.tls))
                         .args(["-p", &port, "--no-auth-warning", "-a", password, "acl"])
                         .args(&acl),
                 );
@@ -83,8 +90,18 @@ impl Sentinels {
         let mut sentinels = Vec::new();
         for i in 0..3 {
             let port = free_port();
+            let listen = match &auth.tls {
+                Some(tls) => format!(
+                    "port 0\ntls-port {port}\ntls-cert-file {}\ntls-key-file {}\n\
+                     tls-ca-cert-file {}\ntls-auth-clients no\ntls-replication yes\n",
+                    tls.cert.display(),
+                    tls.key.display(),
+                    tls.ca.display()
+                ),
+                None => format!("port {port}\n"),
+            };
             let mut conf = format!(
-                "port {port}\nbind 127.0.0.1\ndir {dir}\nlogfile {dir}/sentinel-{i}.log\n\
+                "{listen}bind 127.0.0.1\ndir {dir}\nlogfile {dir}/sentinel-{i}.log\n\
                  sentinel monitor {MASTER} 127.0.0.1 {primary} 2\n\
                  sentinel down-after-milliseconds {MASTER} 1000\n\
                  sentinel failover-timeout {MASTER} 4000\n\
@@ -140,7 +157,10 @@ impl Sentinels {
     pub fn urls(&self) -> String {
         self.sentinels
             .iter()
-            .map(|(port, _)| format!("redis://127.0.0.1:{port}"))
+            .map(|(port, _)| match self.auth.tls {
+                Some(_) => format!("rediss://127.0.0.1:{port}"),
+                None => format!("redis://127.0.0.1:{port}"),
+            })
             .collect::<Vec<_>>()
             .join(",")
     }
@@ -161,6 +181,10 @@ impl Sentinels {
                 password.to_owned(),
             ));
         }
+        if let Some(tls) = &self.auth.tls {
+            env.push(("FCW_REDIS__SENTINEL__TLS", "true".to_owned()));
+            env.push(("FCW_REDIS__CA_FILE", tls.ca.display().to_string()));
+        }
         env
     }
 
@@ -172,11 +196,6 @@ impl Sentinels {
     }
 
     /// The node serving as primary now.
-    pub fn primary(&self) -> &LocalRedis {
-        let port = self.primary_port();
-        self.nodes.iter().find(|n| n.port() == port).unwrap()
-    }
-
     pub fn primary_mut(&mut self) -> &mut LocalRedis {
         let port = self.primary_port();
         self.nodes.iter_mut().find(|n| n.port() == port).unwrap()
@@ -184,14 +203,25 @@ impl Sentinels {
 
     /// A connection to the primary of the moment, for arranging and inspecting data.
     pub async fn conn(&self) -> redis::aio::MultiplexedConnection {
-        let url = match self.auth.data {
-            // The default user: the daemon's may not write the watchlist.
-            Some((_, password)) => {
-                format!("redis://:{password}@127.0.0.1:{}/0", self.primary_port())
-            }
-            None => self.primary().url(),
+        let scheme = if self.auth.tls.is_some() {
+            "rediss"
+        } else {
+            "redis"
         };
-        redis::Client::open(url)
+        // The default user: the daemon's may not write the watchlist.
+        let password = self.auth.data.map(|(_, p)| p).unwrap_or_default();
+        let url = format!("{scheme}://:{password}@127.0.0.1:{}/0", self.primary_port());
+        let client = match &self.auth.tls {
+            Some(tls) => redis::Client::build_with_tls(
+                url,
+                redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(std::fs::read(&tls.ca).unwrap()),
+                },
+            ),
+            None => redis::Client::open(url),
+        };
+        client
             .unwrap()
             .get_multiplexed_async_connection()
             .await
@@ -245,7 +275,8 @@ impl Sentinels {
 
     fn sentinel_cli(&self, port: u16, args: &[&str]) -> Vec<String> {
         let mut cmd = Command::new("redis-cli");
-        cmd.args(["-p", &port.to_string()]);
+        cmd.args(tls_args(&self.auth.tls))
+            .args(["-p", &port.to_string()]);
         if let Some(password) = self.auth.sentinel_password {
             cmd.args(["--no-auth-warning", "-a", password]);
         }
@@ -254,11 +285,24 @@ impl Sentinels {
 
     fn data_cli(&self, port: u16, args: &[&str]) -> Vec<String> {
         let mut cmd = Command::new("redis-cli");
-        cmd.args(["-p", &port.to_string()]);
+        cmd.args(tls_args(&self.auth.tls))
+            .args(["-p", &port.to_string()]);
         if let Some((user, password)) = self.auth.data {
             cmd.args(["--no-auth-warning", "--user", user, "--pass", password]);
         }
         lines(cmd.args(args))
+    }
+}
+
+/// redis-cli's arguments for a TLS node, if it is one.
+fn tls_args(tls: &Option<TlsFiles>) -> Vec<String> {
+    match tls {
+        Some(tls) => vec![
+            "--tls".into(),
+            "--cacert".into(),
+            tls.ca.display().to_string(),
+        ],
+        None => Vec::new(),
     }
 }
 
