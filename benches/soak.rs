@@ -40,15 +40,18 @@ struct Sample {
     at: Duration,
     rss_kib: u64,
     fds: u64,
+    sockets: u64,
     threads: u64,
     tasks: u64,
 }
 
-/// A finished run: when, which job, and whether it was ok.
+/// A finished run: when, which job, whether it was ok or failed (a run interrupted by the
+/// final SIGTERM is neither), and why it failed.
 struct Run {
     at: Duration,
     job: String,
     ok: bool,
+    failed: bool,
     reason: String,
 }
 
@@ -109,6 +112,7 @@ async fn main() {
                         at: started.elapsed(),
                         job: v["job"].as_str().unwrap_or("?").to_owned(),
                         ok: v["outcome"] == "ok",
+                        failed: v["outcome"] == "failed",
                         reason: v["reason"].as_str().unwrap_or_default().to_owned(),
                     });
                 }
@@ -241,7 +245,12 @@ async fn sample(pid: u32, listen: u16, client: &reqwest::Client, at: Duration) -
             .parse()
             .ok()
     };
-    let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?.count() as u64;
+    let links: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .ok()?
+        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .map(|l| l.display().to_string())
+        .collect();
+    let sockets = links.iter().filter(|l| l.starts_with("socket:")).count() as u64;
     let metrics = client
         .get(format!("http://127.0.0.1:{listen}/metrics"))
         .send()
@@ -258,7 +267,8 @@ async fn sample(pid: u32, listen: u16, client: &reqwest::Client, at: Duration) -
     Some(Sample {
         at,
         rss_kib: field("VmRSS:")?,
-        fds,
+        fds: links.len() as u64,
+        sockets,
         threads: field("Threads:")?,
         tasks,
     })
@@ -302,9 +312,16 @@ fn report(
     );
     println!("|---|---|---|---|---|");
     type Pick = fn(&Sample) -> u64;
-    let rows: [(&str, Pick, f64, &str); 4] = [
+    let rows: [(&str, Pick, f64, &str); 6] = [
         ("RSS", |s| s.rss_kib, 1024.0, "MiB"),
         ("open file descriptors", |s| s.fds, 1.0, ""),
+        ("of them sockets", |s| s.sockets, 1.0, ""),
+        (
+            "of them others (files, pipes, epoll)",
+            |s| s.fds - s.sockets,
+            1.0,
+            "",
+        ),
         ("threads", |s| s.threads, 1.0, ""),
         ("runtime tasks", |s| s.tasks, 1.0, ""),
     ];
@@ -344,6 +361,7 @@ fn report(
     for job in ["stock", "options", "earnings", "integrity"] {
         let mine: Vec<&Run> = runs.iter().filter(|r| r.job == job).collect();
         let ok = mine.iter().filter(|r| r.ok).count();
+        let failed = mine.iter().filter(|r| r.failed).count();
         let mut after = 0;
         let mut recovered = Vec::new();
         for (i, (_, (_, end))) in faults.iter().enumerate() {
@@ -357,7 +375,7 @@ fn report(
             if let Some(first_ok) = first_ok {
                 for r in mine
                     .iter()
-                    .filter(|r| r.at > first_ok && r.at < until && !r.ok)
+                    .filter(|r| r.at > first_ok && r.at < until && r.failed)
                 {
                     after += 1;
                     reasons.push(format!(
@@ -372,9 +390,8 @@ fn report(
         }
         all_recovered &= after == 0;
         println!(
-            "| {job} | {} | {ok} | {} | {after} | {} |",
+            "| {job} | {} | {ok} | {failed} | {after} | {} |",
             mine.len(),
-            mine.len() - ok,
             recovered.join(", ")
         );
     }
@@ -383,6 +400,21 @@ fn report(
     }
     let rss_ok = growth_of[0] < 2048.0;
     let fds_ok = growth_of[1] <= 0.0;
+    if let Ok(path) = std::env::var("BENCH_SOAK_CSV") {
+        let mut csv = String::from("seconds,rss_kib,fds,sockets,threads,tasks\n");
+        for s in samples {
+            csv.push_str(&format!(
+                "{},{},{},{},{},{}\n",
+                s.at.as_secs(),
+                s.rss_kib,
+                s.fds,
+                s.sockets,
+                s.threads,
+                s.tasks
+            ));
+        }
+        std::fs::write(path, csv).unwrap();
+    }
     println!();
     println!(
         "done when: RSS growth < 2 MB: {}; file descriptor growth 0: {}; every run after each fault succeeds: {}; exit code {exit:?}",

@@ -193,3 +193,37 @@ async fn a_run_paused_past_its_lock_cannot_overwrite_a_newer_value_on_a_cluster(
     )
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_warm_request_is_served_on_a_cluster() {
+    let cluster = Cluster::start().await;
+    let mut c = cluster.conn().await;
+    let _: () = c.sadd("finance:watchlist", "MSFT").await.unwrap();
+    let mut daemon = tokio::process::Command::from(on(&cluster));
+    daemon
+        .arg("run")
+        .envs(support::START_UP_RUNS_ONLY)
+        .env("FCW_SERVER__LISTEN", "")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true);
+    for job in ["STOCK", "OPTIONS", "EARNINGS", "INTEGRITY"] {
+        daemon.env(format!("FCW_JOBS__{job}__RUN_ON_START"), "false");
+    }
+    let mut child = daemon.spawn().unwrap();
+    let _: String = c
+        .xadd("finance:warmer:requests", "*", &[("ticker", "MSFT")])
+        .await
+        .unwrap();
+    let keys = ["stock", "options", "earnings"].map(|k| format!("finance:cache:{k}:MSFT"));
+    for key in keys {
+        eventually(20, &format!("{key} on the cluster"), || {
+            let mut c = c.clone();
+            let key = key.clone();
+            async move { c.exists::<_, bool>(&key).await.ok()?.then_some(()) }
+        })
+        .await;
+    }
+    support::signal(child.id().unwrap(), "-TERM");
+    assert_eq!(child.wait().await.unwrap().code(), Some(0));
+}
