@@ -61,6 +61,32 @@ async fn every_job_status_and_check_config_go_through_the_sentinels() {
         "no password in the logs:\n{err}"
     );
 
+    // A warm request, served by a daemon that runs nothing else.
+    let _: () = c.sadd("finance:watchlist", "IBM").await.unwrap();
+    let mut daemon = tokio::process::Command::from(on(&sentinels, &["run"]));
+    daemon
+        .envs(support::START_UP_RUNS_ONLY)
+        .env("FCW_SERVER__LISTEN", "")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true);
+    for job in ["STOCK", "OPTIONS", "EARNINGS", "INTEGRITY"] {
+        daemon.env(format!("FCW_JOBS__{job}__RUN_ON_START"), "false");
+    }
+    let mut child = daemon.spawn().unwrap();
+    let _: String = c
+        .xadd("finance:warmer:requests", "*", &[("ticker", "IBM")])
+        .await
+        .unwrap();
+    eventually(20, "IBM warmed on request", || {
+        let mut c = c.clone();
+        let keys = ["stock", "options", "earnings"].map(|k| format!("finance:cache:{k}:IBM"));
+        async move { (c.exists::<_, usize>(&keys).await.ok()? == 3).then_some(()) }
+    })
+    .await;
+    support::signal(child.id().unwrap(), "-TERM");
+    assert_eq!(child.wait().await.unwrap().code(), Some(0));
+
     let (code, out, err) = run(&mut on(&sentinels, &["status"]));
     assert_eq!(code, Some(0), "{err}");
     assert!(
