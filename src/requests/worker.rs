@@ -108,8 +108,8 @@ impl Worker {
             let names: Vec<&str> = unwatched.iter().map(|(t, _)| t.as_str()).collect();
             tracing::info!(tickers = ?names, "warm requests for tickers not in finance:watchlist; not fetched");
         }
-        let (warmed, failed) = self.warm(&due).await;
-        if shutdown.signal().is_some() && !warmed {
+        let (finished, failed) = self.warm(&due).await;
+        if shutdown.signal().is_some() && !finished {
             return;
         }
         let ids: Vec<String> = entries.iter().map(|e| e.id.clone()).collect();
@@ -130,7 +130,7 @@ impl Worker {
             })
             .collect::<Vec<_>>();
         let now_ms = Utc::now().timestamp_millis();
-        if warmed {
+        if finished && !failed {
             for entry in &watched_entries {
                 if let Some(added) = entry.added_ms() {
                     metrics::request_latency((now_ms - added).max(0) as f64 / 1000.0);

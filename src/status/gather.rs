@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 
 use super::coverage::coverage;
-use super::report::{JobStatus, LockHolder, NEXT_RUNS, Status};
+use super::report::{JobStatus, LockHolder, NEXT_RUNS, RequestsSummary, Status};
 use crate::config::{JobSettings, Settings};
 use crate::jobs::JobName;
 use crate::keys;
@@ -46,6 +46,20 @@ pub async fn gather(
             ));
         }
     }
+    let requests = match settings.requests.enabled {
+        true => {
+            let group = &settings.requests.group;
+            let state = store.request_group(group).await?;
+            Some(RequestsSummary {
+                stream: keys::REQUESTS,
+                group: group.clone(),
+                consumers: state.as_ref().map(|s| s.consumers),
+                pending: state.as_ref().map(|s| s.pending),
+                waiting: state.and_then(|s| s.waiting),
+            })
+        }
+        false => None,
+    };
     Ok(Status {
         generated_at: rfc3339_ms(now),
         redis: store.address().to_owned(),
@@ -53,6 +67,7 @@ pub async fn gather(
         jobs,
         watchlist,
         coverage,
+        requests,
     })
 }
 

@@ -191,6 +191,24 @@ pub fn render(
             let _ = writeln!(text, "  {}: {problem}", c.kind);
         }
     }
+    if let Some(r) = &status.requests {
+        let count = |n: Option<u64>| n.map_or("?".to_owned(), |n| n.to_string());
+        let _ = match r.consumers {
+            None => writeln!(
+                text,
+                "\nWarm requests ({}, group {}): no group yet (no daemon has served requests)",
+                r.stream, r.group
+            ),
+            Some(consumers) => writeln!(
+                text,
+                "\nWarm requests ({}, group {}): {consumers} consumers, {} pending, {} waiting",
+                r.stream,
+                r.group,
+                count(r.pending),
+                count(r.waiting)
+            ),
+        };
+    }
     out.write_all(text.as_bytes())
 }
 

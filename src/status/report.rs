@@ -26,6 +26,22 @@ pub struct Status {
     pub jobs: Vec<JobStatus>,
     pub watchlist: WatchlistSummary,
     pub coverage: Vec<Coverage>,
+    /// The warm-request stream's consumer group, when `requests.enabled`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub requests: Option<RequestsSummary>,
+}
+
+/// The warm-request stream as `status` shows it. The counts are `null` until a daemon has made
+/// the group.
+#[derive(Debug, Serialize)]
+pub struct RequestsSummary {
+    pub stream: &'static str,
+    pub group: String,
+    pub consumers: Option<u64>,
+    /// Read by a consumer and not acknowledged yet.
+    pub pending: Option<u64>,
+    /// Not read by any consumer yet (`null` as well from a server before Redis 7).
+    pub waiting: Option<u64>,
 }
 
 #[derive(Debug, Serialize)]

@@ -31,4 +31,4 @@ pub use orphans::{MissingPage, PageMembers, SCRIPT_PAGE_MAX};
 pub use reads::CachedKey;
 pub use scan::KeyScan;
 pub use sets::{IndexEntry, SetChange};
-pub use stream::{Consumer, Request};
+pub use stream::{Consumer, GroupState, Request};

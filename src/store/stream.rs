@@ -5,7 +5,10 @@
 //! Every command here is safe to retry: an `XREADGROUP` whose reply was lost leaves its entries
 //! pending at this consumer, where the next claim finds them.
 
-use redis::streams::{StreamAutoClaimReply, StreamId, StreamInfoConsumersReply, StreamReadReply};
+use redis::streams::{
+    StreamAutoClaimReply, StreamId, StreamInfoConsumersReply, StreamInfoGroupsReply,
+    StreamReadReply,
+};
 use redis::{Cmd, Value};
 
 use super::error::StoreError;
@@ -20,7 +23,7 @@ pub struct Request {
 }
 
 impl Request {
-    fn from(entry: StreamId) -> Request {
+    fn from_entry(entry: StreamId) -> Request {
         let ticker = entry.map.get("ticker").and_then(|v| match v {
             Value::BulkString(bytes) => Some(bytes.clone()),
             Value::SimpleString(text) => Some(text.clone().into_bytes()),
@@ -47,7 +50,50 @@ pub struct Consumer {
     pub idle_ms: u64,
 }
 
+/// The consumer group as the server sees it: its consumers, the entries they read and have not
+/// acknowledged, and those no consumer has read yet (`None` from a server that cannot tell).
+#[derive(Debug, Clone)]
+pub struct GroupState {
+    pub consumers: u64,
+    pub pending: u64,
+    pub waiting: Option<u64>,
+}
+
 impl Store {
+    /// `group`'s state (`XINFO GROUPS`), or `None` while the stream or the group does not
+    /// exist (no daemon has served requests yet).
+    pub async fn request_group(&self, group: &str) -> Result<Option<GroupState>, StoreError> {
+        let reply = self
+            .retry("XINFO GROUPS requests", |mut conn| async move {
+                redis::cmd("XINFO")
+                    .arg("GROUPS")
+                    .arg(keys::REQUESTS)
+                    .query_async::<StreamInfoGroupsReply>(&mut conn)
+                    .await
+            })
+            .await;
+        let groups = match reply {
+            Ok(reply) => reply.groups,
+            Err(StoreError::Command { source, .. })
+                if source
+                    .to_string()
+                    .to_ascii_lowercase()
+                    .contains("no such key") =>
+            {
+                return Ok(None);
+            }
+            Err(e) => return Err(e),
+        };
+        Ok(groups
+            .into_iter()
+            .find(|g| g.name == group)
+            .map(|g| GroupState {
+                consumers: g.consumers as u64,
+                pending: g.pending as u64,
+                waiting: g.lag.map(|n| n as u64),
+            }))
+    }
+
     /// Up to `count` entries no consumer of `group` has read yet, now pending at `consumer`.
     /// Creates the group (and the stream) when missing: at the first start, and after a
     /// restarted or failed-over Redis came back without them.
@@ -83,7 +129,7 @@ impl Store {
             .into_iter()
             .flat_map(|r| r.keys)
             .flat_map(|k| k.ids)
-            .map(Request::from)
+            .map(Request::from_entry)
             .collect())
     }
 
@@ -138,7 +184,7 @@ impl Store {
             })
             .await;
         match reply {
-            Ok(reply) => Ok(reply.claimed.into_iter().map(Request::from).collect()),
+            Ok(reply) => Ok(reply.claimed.into_iter().map(Request::from_entry).collect()),
             // No group yet: nothing can be pending.
             Err(StoreError::Command { source, .. }) if source.code() == Some("NOGROUP") => {
                 Ok(Vec::new())

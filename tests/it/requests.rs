@@ -138,6 +138,19 @@ async fn a_requested_ticker_is_warmed_at_once_and_garbage_costs_nothing() {
     let after: Vec<Option<Vec<u8>>> = c.mget(&kinds("MSFT")[..]).await.unwrap();
     assert_eq!(before, after, "fresh keys are left as they are");
 
+    // `status` shows the group: this daemon, nothing pending, nothing waiting.
+    let (code, out, err) = run(fcw()
+        .args(["status", "--json"])
+        .env("FCW_REDIS__URL", server.url())
+        .envs(support::START_UP_RUNS_ONLY));
+    assert!(code.is_some(), "{err}");
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    support::assert_schema("status", &report);
+    let group = &report["requests"];
+    assert_eq!(group["consumers"], 1, "{group}");
+    assert_eq!(group["pending"], 0, "{group}");
+    assert_eq!(group["waiting"], 0, "{group}");
+
     let warmed = metric(listen, "fcw_requests_total{outcome=\"warmed\"}").await;
     assert_eq!(warmed, 2.0);
     assert_eq!(
@@ -246,6 +259,22 @@ async fn after_redis_comes_back_empty_requests_are_served_again() {
     warmed(&c, "IBM").await;
     support::signal(child.id().unwrap(), "-TERM");
     assert_eq!(child.wait().await.unwrap().code(), Some(0));
+}
+
+#[tokio::test]
+async fn status_says_when_no_daemon_has_made_the_group() {
+    let server = redis().await;
+    let (_, out, err) = run(fcw().arg("status").env("FCW_REDIS__URL", server.url()));
+    assert!(
+        out.contains("no group yet (no daemon has served requests)"),
+        "{out}{err}"
+    );
+    let (_, out, _) = run(fcw()
+        .args(["status", "--json"])
+        .env("FCW_REDIS__URL", server.url()));
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    support::assert_schema("status", &report);
+    assert_eq!(report["requests"]["consumers"], serde_json::Value::Null);
 }
 
 #[test]
