@@ -174,6 +174,11 @@ async fn a_real_prometheus_scraping_the_daemon_selects_its_series_in_every_alert
     env.push(("FCW_PROVIDER__OPTIONS", "replay".into()));
     let (_daemon, base) = daemon(&env);
     let target = base.trim_start_matches("http://").to_owned();
+    // A warm request, for the latency histogram an alert reads.
+    let _: String = c
+        .xadd("finance:warmer:requests", "*", &[("ticker", "AAPL")])
+        .await
+        .unwrap();
 
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("prometheus.yml");
@@ -232,7 +237,7 @@ async fn a_real_prometheus_scraping_the_daemon_selects_its_series_in_every_alert
         .into_iter()
         .map(|(alert, e)| (format!("alert {alert}"), without_threshold(&e)))
         .collect();
-    assert_eq!(exprs.len(), 6, "{exprs:?}");
+    assert_eq!(exprs.len(), 7, "{exprs:?}");
     let mut panels = Vec::new();
     crate::deploy::panel_exprs(dashboard["panels"].as_array().unwrap(), &mut panels);
     assert!(panels.len() >= 15, "{panels:?}");
