@@ -22,10 +22,9 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use redis::AsyncCommands;
-use support::{RecordedQuotes, conn, fcw, fixture, mount_yahoo_session, redis};
-use upstream::RecordedChains;
-use wiremock::matchers::{path, path_regex};
-use wiremock::{Mock, MockServer, ResponseTemplate};
+use support::{conn, fcw, redis};
+use upstream::{mount_yahoo, yahoo_env};
+use wiremock::MockServer;
 
 const LATENCY: Duration = Duration::from_millis(20);
 const GOAL: Duration = Duration::from_secs(1);
@@ -38,26 +37,7 @@ async fn main() {
     let concurrency: u32 = env_or("BENCH_CONCURRENCY", 2);
     let server = redis().await;
     let upstream = MockServer::start().await;
-    mount_yahoo_session(&upstream).await;
-    Mock::given(path("/v7/finance/quote"))
-        .respond_with(RecordedQuotes::new(LATENCY))
-        .mount(&upstream)
-        .await;
-    Mock::given(path_regex("^/v7/finance/options/"))
-        .respond_with(RecordedChains::new(LATENCY))
-        .mount(&upstream)
-        .await;
-    Mock::given(path_regex("^/v10/finance/quoteSummary/"))
-        .respond_with(
-            ResponseTemplate::new(200)
-                .set_body_raw(
-                    fixture("yahoo/quoteSummary_calendarEvents_AAPL.json"),
-                    "application/json",
-                )
-                .set_delay(LATENCY),
-        )
-        .mount(&upstream)
-        .await;
+    mount_yahoo(&upstream, LATENCY).await;
     let mut c = conn(&server).await;
     let symbols: Vec<String> = (0..2 * count).map(|i| format!("R{i:05}")).collect();
     let _: () = c.sadd("finance:watchlist", &symbols).await.unwrap();
@@ -65,15 +45,7 @@ async fn main() {
     let mut cmd = tokio::process::Command::from(fcw());
     cmd.arg("run")
         .env("FCW_REDIS__URL", server.url())
-        .env("FCW_PROVIDER__STOCK", "yahoo")
-        .env("FCW_PROVIDER__OPTIONS", "yahoo")
-        .env("FCW_PROVIDER__EARNINGS", "yahoo")
-        .env("FCW_PROVIDER__YAHOO__BASE_URL", upstream.uri())
-        .env(
-            "FCW_PROVIDER__YAHOO__COOKIE_URL",
-            format!("{}/cookie", upstream.uri()),
-        )
-        .env("FCW_PROVIDER__YAHOO__REQUESTS_PER_SECOND", "0")
+        .envs(yahoo_env(&upstream))
         .env(
             "FCW_PROVIDER__YAHOO__MAX_CONCURRENCY",
             concurrency.to_string(),

@@ -22,10 +22,9 @@ use std::time::{Duration, Instant};
 
 use finance_cache_warmer::local_redis::LocalRedis;
 use redis::AsyncCommands;
-use support::{RecordedQuotes, conn, fcw, fixture, free_port, mount_yahoo_session};
+use support::{conn, fcw, free_port};
 use tokio::io::{AsyncBufReadExt, BufReader};
-use upstream::RecordedChains;
-use wiremock::matchers::{path, path_regex};
+use upstream::{mount_yahoo, yahoo_env};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 const LATENCY: Duration = Duration::from_millis(5);
@@ -64,7 +63,7 @@ async fn main() {
     let total = Duration::from_secs(secs);
     let mut server = support::redis().await;
     let upstream = MockServer::start().await;
-    mount_answers(&upstream).await;
+    mount_yahoo(&upstream, LATENCY).await;
     let symbols: Vec<String> = (0..TICKERS).map(|i| format!("S{i:03}")).collect();
     fill(&server, &symbols).await;
 
@@ -72,15 +71,7 @@ async fn main() {
     let mut cmd = tokio::process::Command::from(fcw());
     cmd.arg("run")
         .env("FCW_REDIS__URL", server.url())
-        .env("FCW_PROVIDER__STOCK", "yahoo")
-        .env("FCW_PROVIDER__OPTIONS", "yahoo")
-        .env("FCW_PROVIDER__EARNINGS", "yahoo")
-        .env("FCW_PROVIDER__YAHOO__BASE_URL", upstream.uri())
-        .env(
-            "FCW_PROVIDER__YAHOO__COOKIE_URL",
-            format!("{}/cookie", upstream.uri()),
-        )
-        .env("FCW_PROVIDER__YAHOO__REQUESTS_PER_SECOND", "0")
+        .envs(yahoo_env(&upstream))
         .env("FCW_PROVIDER__YAHOO__MAX_CONCURRENCY", "8")
         .env("FCW_INTEGRITY__GRACE", "0s")
         .env("FCW_SERVER__LISTEN", format!("127.0.0.1:{listen}"))
@@ -180,7 +171,7 @@ async fn main() {
     let upstream_fault = (started.elapsed(), started.elapsed() + OUTAGE);
     tokio::time::sleep(OUTAGE).await;
     upstream.reset().await;
-    mount_answers(&upstream).await;
+    mount_yahoo(&upstream, LATENCY).await;
     tokio::time::sleep(total.saturating_sub(started.elapsed())).await;
 
     requester.abort();
@@ -197,29 +188,6 @@ async fn main() {
         total,
         code,
     );
-}
-
-async fn mount_answers(upstream: &MockServer) {
-    mount_yahoo_session(upstream).await;
-    Mock::given(path("/v7/finance/quote"))
-        .respond_with(RecordedQuotes::new(LATENCY))
-        .mount(upstream)
-        .await;
-    Mock::given(path_regex("^/v7/finance/options/"))
-        .respond_with(RecordedChains::new(LATENCY))
-        .mount(upstream)
-        .await;
-    Mock::given(path_regex("^/v10/finance/quoteSummary/"))
-        .respond_with(
-            ResponseTemplate::new(200)
-                .set_body_raw(
-                    fixture("yahoo/quoteSummary_calendarEvents_AAPL.json"),
-                    "application/json",
-                )
-                .set_delay(LATENCY),
-        )
-        .mount(upstream)
-        .await;
 }
 
 /// The watchlist, and an index of 100 positions of which every tenth has lost its object.

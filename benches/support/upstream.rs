@@ -1,10 +1,54 @@
 //! Local upstream answers the benchmarks share: Yahoo's options and quoteSummary endpoints in
-//! the recorded shapes, relabelled per request, and a record of when each request arrived.
+//! the recorded shapes, relabelled per request, a record of when each request arrived, and
+//! Yahoo mounted whole with the daemon's settings for it.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use super::support::fixture;
+use wiremock::matchers::{path, path_regex};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+use super::support::{RecordedQuotes, fixture, mount_yahoo_session};
+
+/// Mounts Yahoo on `upstream`, every answer after `latency`: its session, the recorded quotes,
+/// chains relabelled per ticker and expiry, and the recorded quoteSummary.
+pub async fn mount_yahoo(upstream: &MockServer, latency: Duration) {
+    mount_yahoo_session(upstream).await;
+    Mock::given(path("/v7/finance/quote"))
+        .respond_with(RecordedQuotes::new(latency))
+        .mount(upstream)
+        .await;
+    Mock::given(path_regex("^/v7/finance/options/"))
+        .respond_with(RecordedChains::new(latency))
+        .mount(upstream)
+        .await;
+    Mock::given(path_regex("^/v10/finance/quoteSummary/"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_raw(
+                    fixture("yahoo/quoteSummary_calendarEvents_AAPL.json"),
+                    "application/json",
+                )
+                .set_delay(latency),
+        )
+        .mount(upstream)
+        .await;
+}
+
+/// The daemon's settings for every kind from Yahoo on `upstream`, without a rate limit.
+pub fn yahoo_env(upstream: &MockServer) -> Vec<(&'static str, String)> {
+    vec![
+        ("FCW_PROVIDER__STOCK", "yahoo".into()),
+        ("FCW_PROVIDER__OPTIONS", "yahoo".into()),
+        ("FCW_PROVIDER__EARNINGS", "yahoo".into()),
+        ("FCW_PROVIDER__YAHOO__BASE_URL", upstream.uri()),
+        (
+            "FCW_PROVIDER__YAHOO__COOKIE_URL",
+            format!("{}/cookie", upstream.uri()),
+        ),
+        ("FCW_PROVIDER__YAHOO__REQUESTS_PER_SECOND", "0".into()),
+    ]
+}
 
 /// Answers a Yahoo v7 options request for whatever ticker it names: the recorded AAPL chain
 /// (`tests/fixtures/yahoo/options_AAPL_nearest_expiry.json`, 102 contracts) relabelled with the

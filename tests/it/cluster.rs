@@ -203,14 +203,9 @@ async fn a_warm_request_is_served_on_a_cluster() {
     daemon
         .arg("run")
         .envs(support::START_UP_RUNS_ONLY)
-        .env("FCW_SERVER__LISTEN", "")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true);
-    for job in ["STOCK", "OPTIONS", "EARNINGS", "INTEGRITY"] {
-        daemon.env(format!("FCW_JOBS__{job}__RUN_ON_START"), "false");
-    }
-    let mut child = daemon.spawn().unwrap();
+        .envs(support::NO_START_UP_RUNS)
+        .env("FCW_SERVER__LISTEN", "");
+    let (mut child, _lines) = support::spawn_with_lines(daemon);
     let _: String = c
         .xadd("finance:warmer:requests", "*", &[("ticker", "MSFT")])
         .await

@@ -5,12 +5,9 @@
 
 use crate::support;
 
-use std::process::Stdio;
-
 use finance_cache_warmer::local_redis::{LocalRedis, LocalRedisOptions};
 use redis::AsyncCommands;
 use support::{conn, eventually, fcw, free_port, readme_acl, redis, redis_with, run};
-use tokio::io::{AsyncBufReadExt, BufReader};
 
 const STREAM: &str = "finance:warmer:requests";
 const GROUP: &str = "finance-cache-warmer";
@@ -35,19 +32,8 @@ fn daemon(
         .envs(support::START_UP_RUNS_ONLY)
         .env("FCW_LOG__FORMAT", "json")
         .env("FCW_SERVER__LISTEN", format!("127.0.0.1:{listen}"))
-        .envs(extra.iter().copied())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
-    let mut child = cmd.spawn().unwrap();
-    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    tokio::spawn(async move {
-        while let Ok(Some(line)) = lines.next_line().await {
-            let _ = tx.send(line);
-        }
-    });
-    (child, rx)
+        .envs(extra.iter().copied());
+    support::spawn_with_lines(cmd)
 }
 
 /// The user of docs/redis.md, with [`PASSWORD`], on `server`.
@@ -211,17 +197,13 @@ async fn a_dead_consumers_requests_are_claimed_and_the_stream_is_trimmed() {
         .await
         .unwrap();
     let listen = free_port();
-    let (mut child, _rx) = daemon(
-        &server,
-        listen,
-        &[
-            ("FCW_REQUESTS__CLAIM_AFTER", "5m"),
-            ("FCW_REQUESTS__MAX_LEN", "10"),
-            ("FCW_JOBS__STOCK__RUN_ON_START", "false"),
-            ("FCW_JOBS__OPTIONS__RUN_ON_START", "false"),
-            ("FCW_JOBS__EARNINGS__RUN_ON_START", "false"),
-        ],
-    );
+    let mut settings = vec![
+        ("FCW_REQUESTS__CLAIM_AFTER", "5m"),
+        ("FCW_REQUESTS__MAX_LEN", "10"),
+    ];
+    // Only the claimed request warms MSFT.
+    settings.extend(support::NO_START_UP_RUNS);
+    let (mut child, _rx) = daemon(&server, listen, &settings);
     warmed(&c, "MSFT").await;
     let pending: redis::streams::StreamPendingReply = c.xpending(STREAM, GROUP).await.unwrap();
     assert_eq!(pending.count(), 0, "the claimed entry is acknowledged");

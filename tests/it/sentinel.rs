@@ -4,12 +4,10 @@
 
 use crate::support;
 
-use std::process::Stdio;
 use std::time::Duration;
 
 use redis::AsyncCommands;
 use support::{SentinelAuth, Sentinels, eventually, fcw, free_port, run, summary};
-use tokio::io::{AsyncBufReadExt, BufReader};
 
 fn on(sentinels: &Sentinels, args: &[&str]) -> std::process::Command {
     let mut cmd = fcw();
@@ -66,14 +64,9 @@ async fn every_job_status_and_check_config_go_through_the_sentinels() {
     let mut daemon = tokio::process::Command::from(on(&sentinels, &["run"]));
     daemon
         .envs(support::START_UP_RUNS_ONLY)
-        .env("FCW_SERVER__LISTEN", "")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true);
-    for job in ["STOCK", "OPTIONS", "EARNINGS", "INTEGRITY"] {
-        daemon.env(format!("FCW_JOBS__{job}__RUN_ON_START"), "false");
-    }
-    let mut child = daemon.spawn().unwrap();
+        .envs(support::NO_START_UP_RUNS)
+        .env("FCW_SERVER__LISTEN", "");
+    let (mut child, _lines) = support::spawn_with_lines(daemon);
     let _: String = c
         .xadd("finance:warmer:requests", "*", &[("ticker", "IBM")])
         .await
@@ -163,22 +156,9 @@ fn daemon(
         // Every run fetches again, so every run writes to the primary of the moment.
         cmd.env(format!("FCW_JOBS__{job}__REFRESH_AHEAD"), "1");
     }
-    let mut child = cmd
-        .env("FCW_SERVER__LISTEN", format!("127.0.0.1:{listen}"))
-        .env("FCW_LOG__LEVEL", "info,finance_cache_warmer::store=debug")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    tokio::spawn(async move {
-        while let Ok(Some(line)) = lines.next_line().await {
-            let _ = tx.send(line);
-        }
-    });
-    (child, rx)
+    cmd.env("FCW_SERVER__LISTEN", format!("127.0.0.1:{listen}"))
+        .env("FCW_LOG__LEVEL", "info,finance_cache_warmer::store=debug");
+    support::spawn_with_lines(cmd)
 }
 
 /// Waits until every job has finished a run with `"outcome":"ok"` that started at `since` or

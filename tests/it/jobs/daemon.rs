@@ -19,20 +19,7 @@ fn daemon(
     for (k, v) in extra {
         cmd.env(k, v);
     }
-    let mut child = cmd
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    tokio::spawn(async move {
-        while let Ok(Some(line)) = lines.next_line().await {
-            let _ = tx.send(line);
-        }
-    });
-    (child, rx)
+    support::spawn_with_lines(cmd)
 }
 
 /// Waits for a log line containing all of `needles`, keeping every line seen in `seen`.

@@ -18,7 +18,6 @@ use support::{
     RecordedQuotes, assert_schema, assert_ttl, conn, eventually, fcw, fixture, log_lines, redis,
     summary, watchlist, yahoo,
 };
-use tokio::io::{AsyncBufReadExt, BufReader};
 use wiremock::{MockServer, ResponseTemplate};
 
 fn recorded(file: &str) -> ResponseTemplate {

@@ -51,6 +51,40 @@ pub const START_UP_RUNS_ONLY: [(&str, &str); 5] = [
     ("FCW_TTL__EARNINGS_MAX", "1500d"),
 ];
 
+/// Every job's start-up run off: with [`START_UP_RUNS_ONLY`], a daemon that runs nothing by
+/// itself (what it does then, a warm request made it do).
+pub const NO_START_UP_RUNS: [(&str, &str); 4] = [
+    ("FCW_JOBS__STOCK__RUN_ON_START", "false"),
+    ("FCW_JOBS__OPTIONS__RUN_ON_START", "false"),
+    ("FCW_JOBS__EARNINGS__RUN_ON_START", "false"),
+    ("FCW_JOBS__INTEGRITY__RUN_ON_START", "false"),
+];
+
+/// Starts `cmd` (killed when dropped) with its stderr lines sent to the returned channel as
+/// they come.
+pub fn spawn_with_lines(
+    mut cmd: tokio::process::Command,
+) -> (
+    tokio::process::Child,
+    tokio::sync::mpsc::UnboundedReceiver<String>,
+) {
+    use tokio::io::AsyncBufReadExt;
+    let mut child = cmd
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let mut lines = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    tokio::spawn(async move {
+        while let Ok(Some(line)) = lines.next_line().await {
+            let _ = tx.send(line);
+        }
+    });
+    (child, rx)
+}
+
 /// Sends `which` (`-TERM`, `-STOP`, ...) to `pid` with kill(1), and checks it was delivered.
 pub fn signal(pid: u32, which: &str) {
     let sent = Command::new("kill")
