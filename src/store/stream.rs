@@ -238,7 +238,14 @@ impl Store {
                     idle_ms: c.idle as u64,
                 })
                 .collect()),
-            Err(StoreError::Command { source, .. }) if source.code() == Some("NOGROUP") => {
+            // No stream or no group yet: no consumers.
+            Err(StoreError::Command { source, .. })
+                if source.code() == Some("NOGROUP")
+                    || source
+                        .to_string()
+                        .to_ascii_lowercase()
+                        .contains("no such key") =>
+            {
                 Ok(Vec::new())
             }
             Err(e) => Err(e),

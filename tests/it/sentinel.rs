@@ -156,7 +156,11 @@ fn daemon(
         // Every run fetches again, so every run writes to the primary of the moment.
         cmd.env(format!("FCW_JOBS__{job}__REFRESH_AHEAD"), "1");
     }
+    // A lock released just before the primary died may come back with the promoted replica
+    // (its DEL not replicated yet) and hold its job off until it expires: short locks keep
+    // that within the test's wait.
     cmd.env("FCW_SERVER__LISTEN", format!("127.0.0.1:{listen}"))
+        .env("FCW_SCHEDULER__LOCK_TTL", "5s")
         .env("FCW_LOG__LEVEL", "info,finance_cache_warmer::store=debug");
     support::spawn_with_lines(cmd)
 }
