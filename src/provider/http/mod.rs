@@ -13,8 +13,7 @@ use std::sync::{Mutex, RwLock};
 use std::time::Duration;
 
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
-use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderValue, LOCATION, RETRY_AFTER};
-use serde::Deserialize;
+use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderValue};
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 use tracing::Instrument;
@@ -25,6 +24,9 @@ use crate::metrics;
 use crate::provider::api::ProviderError;
 use crate::provider::breaker::Breaker;
 use crate::traces;
+
+mod reply;
+pub use reply::{Reply, parse_retry_after};
 
 /// First backoff step after a failed attempt; it doubles per attempt ...
 const BACKOFF_BASE: Duration = Duration::from_millis(250);
@@ -67,69 +69,6 @@ pub fn client(p: &ProviderSettings) -> Result<reqwest::Client, String> {
         .user_agent(p.user_agent.as_str())
         .build()
         .map_err(|e| describe(&e))
-}
-
-/// An answer that was not retried away: a success or a status the provider must interpret.
-#[derive(Debug)]
-pub struct Reply {
-    pub status: u16,
-    pub body: Vec<u8>,
-    content_type: Option<String>,
-    retry_after: Option<Duration>,
-    /// `X-Ratelimit-Available` and when its window ends (`X-Ratelimit-Expiry`), when sent.
-    rate_window: Option<(u64, Duration)>,
-    /// `Location` of a redirect the client did not follow.
-    pub location: Option<String>,
-}
-
-impl Reply {
-    /// A reply from a recording (the replay provider), read by the same parsers.
-    pub fn recorded(status: u16, body: Vec<u8>) -> Reply {
-        Reply {
-            status,
-            body,
-            content_type: Some("application/json".into()),
-            retry_after: None,
-            rate_window: None,
-            location: None,
-        }
-    }
-
-    /// An HTML page where data was expected: an error, a block or a consent page.
-    pub fn is_html(&self) -> bool {
-        self.content_type
-            .as_deref()
-            .is_some_and(|ct| ct.to_ascii_lowercase().contains("html"))
-    }
-
-    /// Decodes a JSON body, refusing another content type (an HTML error page, say).
-    /// Types may borrow from the body (raw JSON slices).
-    pub fn json<'a, T: Deserialize<'a>>(
-        &'a self,
-        provider: &'static str,
-        endpoint: &'static str,
-    ) -> Result<T, ProviderError> {
-        let malformed = |message: String| ProviderError::Malformed {
-            provider,
-            endpoint,
-            message,
-        };
-        if let Some(ct) = &self.content_type
-            && !ct.to_ascii_lowercase().contains("json")
-        {
-            return Err(malformed(format!("expected JSON, got content type {ct:?}")));
-        }
-        // Checked as UTF-8 once, whole: parsing from a `str` then skips checking each string
-        // of the answer again (see docs/performance.md).
-        let text = std::str::from_utf8(&self.body)
-            .map_err(|e| malformed(format!("the body is not UTF-8: {e}")))?;
-        serde_json::from_str(text).map_err(|e| malformed(e.to_string()))
-    }
-
-    /// The body as text, for the few plain-text endpoints.
-    pub fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
-    }
 }
 
 /// How [`Upstream::get_with`] treats failures.
@@ -414,22 +353,7 @@ impl Upstream {
             return Err(too_large);
         }
         let status = response.status().as_u16();
-        let content_type = response
-            .headers()
-            .get(CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
-        let retry_after = response
-            .headers()
-            .get(RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(parse_retry_after);
-        let rate_window = rate_window(response.headers());
-        let location = response
-            .headers()
-            .get(LOCATION)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
+        let mut reply = Reply::head(status, response.headers());
         // With gzip the length is unknown until decoded, so count what arrives and stop at the
         // cap instead of buffering the rest.
         // Sized from the announced length (a plain answer's exact size), so a 50 KB chain is
@@ -442,14 +366,8 @@ impl Upstream {
             }
             body.extend_from_slice(&chunk);
         }
-        Ok(Reply {
-            status,
-            body,
-            content_type,
-            retry_after,
-            rate_window,
-            location,
-        })
+        reply.body = body;
+        Ok(reply)
     }
 
     /// Spreads what is left of the provider's own window over the time it has left: the next
@@ -561,32 +479,6 @@ fn full_jitter(attempt: u32) -> Duration {
     Duration::from_millis(fastrand::u64(0..=step.as_millis() as u64))
 }
 
-/// `X-Ratelimit-Available` and the time left until `X-Ratelimit-Expiry` (epoch milliseconds),
-/// when both are present and the expiry is ahead.
-fn rate_window(headers: &HeaderMap) -> Option<(u64, Duration)> {
-    let number =
-        |name: &str| -> Option<u64> { headers.get(name)?.to_str().ok()?.trim().parse().ok() };
-    let available = number("x-ratelimit-available")?;
-    let expiry = number("x-ratelimit-expiry")?;
-    let now = u64::try_from(chrono::Utc::now().timestamp_millis()).ok()?;
-    let left = Duration::from_millis(expiry.checked_sub(now)?);
-    Some((available, left))
-}
-
-/// `Retry-After` as delay-seconds or an HTTP date.
-pub fn parse_retry_after(value: &str) -> Option<Duration> {
-    let value = value.trim();
-    if let Ok(seconds) = value.parse::<u64>() {
-        return Some(Duration::from_secs(seconds));
-    }
-    let when = chrono::DateTime::parse_from_rfc2822(value).ok()?;
-    Some(
-        (when.with_timezone(&chrono::Utc) - chrono::Utc::now())
-            .to_std()
-            .unwrap_or_default(),
-    )
-}
-
 /// An error and its causes on one line, without the URL (which may carry a query secret).
 pub fn describe(e: &(dyn std::error::Error + 'static)) -> String {
     let mut text = e.to_string();
@@ -647,40 +539,6 @@ fn status_class(outcome: &Result<Reply, ProviderError>) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn retry_after_accepts_seconds_and_http_dates() {
-        assert_eq!(parse_retry_after("7"), Some(Duration::from_secs(7)));
-        assert_eq!(
-            parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"),
-            Some(Duration::ZERO)
-        );
-        let soon = (chrono::Utc::now() + chrono::Duration::seconds(30)).to_rfc2822();
-        let d = parse_retry_after(&soon).unwrap();
-        assert!(
-            d > Duration::from_secs(25) && d <= Duration::from_secs(30),
-            "{d:?}"
-        );
-        assert_eq!(parse_retry_after("soon"), None);
-    }
-
-    #[test]
-    fn a_body_that_is_not_utf8_is_malformed_and_names_its_endpoint() {
-        let body = [&br#"{"symbol":"A"#[..], &[0xff], br#""}"#].concat();
-        let parsed = Reply::recorded(200, body).json::<serde_json::Value>("yahoo", "quote");
-        match parsed {
-            Err(ProviderError::Malformed {
-                provider: "yahoo",
-                endpoint: "quote",
-                message,
-            }) => assert!(message.contains("not UTF-8"), "{message}"),
-            other => panic!("{other:?}"),
-        }
-        let good = Reply::recorded(200, r#"{"symbol":"Aé"}"#.as_bytes().to_vec())
-            .json::<serde_json::Value>("yahoo", "quote")
-            .unwrap();
-        assert_eq!(good["symbol"], "Aé");
-    }
 
     #[test]
     fn backoff_is_capped_full_jitter() {
