@@ -283,8 +283,16 @@ impl Fence {
         }
         // Built once for every attempt: the batch's values are copied into the command once (a
         // script invocation copies them again into the command it sends, at each attempt).
-        let mut evalsha = redis::cmd("EVALSHA");
+        // Sized for its arguments up front: grown by doubling, a batch of megabytes would be
+        // copied again at each step.
+        let args: usize = writes.iter().map(|(_, args)| args.len() + 2).sum();
+        let bytes: usize = writes
+            .iter()
+            .map(|(key, args)| key.len() + 20 + args.iter().map(Vec::len).sum::<usize>())
+            .sum();
+        let mut evalsha = redis::Cmd::with_capacity(args + 5, bytes + 128);
         evalsha
+            .arg("EVALSHA")
             .arg(FENCED_SCRIPT.get_hash())
             .arg(writes.len() + 1)
             .arg(&self.key);
