@@ -9,6 +9,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::ticker::Ticker;
 
+mod options_json;
+
 /// Bumped when a field changes meaning or disappears (adding a field does not bump it).
 pub const SCHEMA_VERSION: u32 = 1;
 
@@ -146,9 +148,13 @@ pub struct Greeks {
 /// nothing. Prices are written as received: they already have their tick size.
 fn six_decimals<S: serde::Serializer>(value: &Option<f64>, s: S) -> Result<S::Ok, S::Error> {
     match value {
-        Some(v) => s.serialize_f64((v * 1e6).round() / 1e6),
+        Some(v) => s.serialize_f64(round_six(*v)),
         None => s.serialize_none(),
     }
+}
+
+fn round_six(v: f64) -> f64 {
+    (v * 1e6).round() / 1e6
 }
 
 /// The next earnings date: `finance:cache:earnings:{T}`. `earnings_date: null` means the

@@ -76,10 +76,10 @@ impl CacheValue {
         };
         let mut json = Vec::with_capacity(estimate);
         match self {
-            CacheValue::Stock(v) => serde_json::to_writer(&mut json, v),
-            CacheValue::Options(v) => serde_json::to_writer(&mut json, v),
-            CacheValue::Earnings(v) => serde_json::to_writer(&mut json, v),
-        }?;
+            CacheValue::Stock(v) => serde_json::to_writer(&mut json, v)?,
+            CacheValue::Options(v) => v.write_json(&mut json),
+            CacheValue::Earnings(v) => serde_json::to_writer(&mut json, v)?,
+        }
         Ok(json)
     }
 }
