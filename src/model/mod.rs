@@ -77,7 +77,9 @@ pub struct Listing {
 
 /// An options chain: `finance:cache:options:{T}`. `chains` holds the fetched expiries, nearest
 /// first; `expirations` every expiry the provider listed. An instrument with no options has both
-/// empty (cached, so the app does not keep asking).
+/// empty (cached, so the app does not keep asking). The cache's copy is written by
+/// [`OptionsChain::write_json`]: a field added here, or to a chain or a contract, goes there too
+/// (its test fails until it does).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OptionsChain {
     pub schema_version: u32,
