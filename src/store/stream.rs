@@ -74,14 +74,7 @@ impl Store {
             .await;
         let groups = match reply {
             Ok(reply) => reply.groups,
-            Err(StoreError::Command { source, .. })
-                if source
-                    .to_string()
-                    .to_ascii_lowercase()
-                    .contains("no such key") =>
-            {
-                return Ok(None);
-            }
+            Err(e) if no_stream(&e) => return Ok(None),
             Err(e) => return Err(e),
         };
         Ok(groups
@@ -119,7 +112,7 @@ impl Store {
             })
         };
         let reply = match read().await {
-            Err(StoreError::Command { source, .. }) if source.code() == Some("NOGROUP") => {
+            Err(e) if no_group(&e) => {
                 self.create_group(group).await?;
                 read().await?
             }
@@ -186,9 +179,7 @@ impl Store {
         match reply {
             Ok(reply) => Ok(reply.claimed.into_iter().map(Request::from_entry).collect()),
             // No group yet: nothing can be pending.
-            Err(StoreError::Command { source, .. }) if source.code() == Some("NOGROUP") => {
-                Ok(Vec::new())
-            }
+            Err(e) if no_group(&e) => Ok(Vec::new()),
             Err(e) => Err(e),
         }
     }
@@ -239,15 +230,7 @@ impl Store {
                 })
                 .collect()),
             // No stream or no group yet: no consumers.
-            Err(StoreError::Command { source, .. })
-                if source.code() == Some("NOGROUP")
-                    || source
-                        .to_string()
-                        .to_ascii_lowercase()
-                        .contains("no such key") =>
-            {
-                Ok(Vec::new())
-            }
+            Err(e) if no_stream(&e) || no_group(&e) => Ok(Vec::new()),
             Err(e) => Err(e),
         }
     }
@@ -284,4 +267,15 @@ impl Store {
             .map(|v| redis::from_redis_value::<bool>(v).unwrap_or(false))
             .collect())
     }
+}
+
+/// `NOGROUP`: the group, or the stream it reads, is not there yet.
+fn no_group(e: &StoreError) -> bool {
+    matches!(e, StoreError::Command { source, .. } if source.code() == Some("NOGROUP"))
+}
+
+/// `XINFO` on a stream not made yet (`ERR no such key`).
+fn no_stream(e: &StoreError) -> bool {
+    matches!(e, StoreError::Command { source, .. }
+        if source.to_string().to_ascii_lowercase().contains("no such key"))
 }
