@@ -284,13 +284,16 @@ impl Fence {
         // Built once for every attempt: the batch's values are copied into the command once (a
         // script invocation copies them again into the command it sends, at each attempt).
         // Sized for its arguments up front: grown by doubling, a batch of megabytes would be
-        // copied again at each step.
+        // copied again at each step. Per write: its key, its argument count (20 digits at most)
+        // and its arguments; then 6 more: the name, hash, key count, lock key, lock value and
+        // command (the lock's two and 64 bytes for the rest). An estimate only: short, it regrows.
         let args: usize = writes.iter().map(|(_, args)| args.len() + 2).sum();
         let bytes: usize = writes
             .iter()
             .map(|(key, args)| key.len() + 20 + args.iter().map(Vec::len).sum::<usize>())
             .sum();
-        let mut evalsha = redis::Cmd::with_capacity(args + 5, bytes + 128);
+        let fixed = self.key.len() + self.value.len() + 64;
+        let mut evalsha = redis::Cmd::with_capacity(args + 6, bytes + fixed);
         evalsha
             .arg("EVALSHA")
             .arg(FENCED_SCRIPT.get_hash())
